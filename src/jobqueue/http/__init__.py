@@ -1,0 +1,1 @@
+"""Framework-free HTTP handling shared by both functions, with adapters per runtime."""

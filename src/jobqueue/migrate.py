@@ -1,0 +1,64 @@
+"""Applies supabase/migrations/ in file-name order, recording each the way the Supabase CLI does.
+
+Versions go into ``supabase_migrations.schema_migrations`` (the CLI's own table), so a database
+set up with this runner and one pushed with ``supabase db push`` agree on what is applied.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
+_FILE_NAME = re.compile(r"^(\d{14})_(\w+)\.sql$")
+# Any fixed number: concurrent runners wait for each other instead of applying twice.
+_LOCK_KEY = 7_422_001
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    path: Path
+
+
+def find_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if match is None:
+            raise ValueError(f"{path.name}: migration names are <14-digit timestamp>_<name>.sql")
+        found.append(Migration(match.group(1), match.group(2), path))
+    return found
+
+
+def apply_migrations(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Applies the migrations not yet recorded; returns the versions it applied."""
+    applied_now = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(%s)", (_LOCK_KEY,))
+        conn.execute(
+            "create schema if not exists supabase_migrations;"
+            "create table if not exists supabase_migrations.schema_migrations"
+            " (version text primary key, statements text[], name text)"
+        )
+        done = {row[0] for row in conn.execute(
+            "select version from supabase_migrations.schema_migrations"
+        )}
+        for migration in find_migrations(directory):
+            if migration.version in done:
+                continue
+            sql = migration.path.read_text(encoding="utf-8")
+            with conn.transaction():
+                conn.execute(sql.encode("utf-8"))
+                conn.execute(
+                    "insert into supabase_migrations.schema_migrations (version, statements, name)"
+                    " values (%s, %s, %s)",
+                    (migration.version, [sql], migration.name),
+                )
+            applied_now.append(migration.version)
+        conn.execute("select pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied_now

@@ -1,0 +1,33 @@
+"""Downloads from Supabase Storage with the service role key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage3 import SyncStorageClient
+from storage3.exceptions import StorageApiError
+
+
+class ObjectNotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    content: bytes
+
+
+class Storage:
+    def __init__(self, supabase_url: str, service_role_key: str, timeout: int = 60) -> None:
+        headers = {"apikey": service_role_key, "Authorization": f"Bearer {service_role_key}"}
+        base = supabase_url.rstrip("/") + "/storage/v1"
+        self._client = SyncStorageClient(base, headers, timeout=timeout)
+
+    def download(self, bucket: str, path: str) -> StoredObject:
+        try:
+            return StoredObject(self._client.from_(bucket).download(path))
+        except StorageApiError as exc:
+            # Storage answers a missing object with 404, or with 400 and statusCode "404".
+            if str(exc.status) == "404" or exc.code in ("not_found", "NoSuchKey"):
+                raise ObjectNotFound(f"{bucket}/{path} does not exist in Storage") from None
+            raise

@@ -1,0 +1,1 @@
+"""The queue's stores: thin callers of the SQL functions in supabase/migrations/."""

@@ -1,0 +1,1 @@
+"""worker_pull: claims jobs, runs their handlers and records each outcome."""

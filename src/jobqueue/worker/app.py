@@ -1,0 +1,55 @@
+"""worker_pull as an endpoint: settings, store and service built once per warm instance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobqueue import settings as settings_module
+from jobqueue.http.core import Endpoint
+from jobqueue.settings import WorkerSettings
+from jobqueue.store.base import QueueStore
+from jobqueue.validation import parse_body
+from jobqueue.worker.models import PullRequest
+from jobqueue.worker.registry import registry
+from jobqueue.worker.service import WorkerService
+
+
+def open_store(settings: WorkerSettings) -> QueueStore:
+    """``DATABASE_URL`` wins; Supabase REST is for deployments that cannot reach Postgres."""
+    if settings.database_url is not None:
+        from jobqueue.store.postgres import PostgresStore
+
+        return PostgresStore(settings.database_url.get_secret_value())
+    from jobqueue.store.rest import RestStore
+
+    assert settings.supabase_url is not None and settings.supabase_service_role_key is not None
+    return RestStore(
+        str(settings.supabase_url), settings.supabase_service_role_key.get_secret_value()
+    )
+
+
+class WorkerApp:
+    def __init__(self) -> None:
+        self._settings: WorkerSettings | None = None
+        self._service: WorkerService | None = None
+        self.endpoint: Endpoint[WorkerSettings, PullRequest] = Endpoint(
+            name="worker_pull",
+            secret_header="x-job-worker-secret",
+            load_settings=self.settings,
+            secret_of=lambda s: s.job_worker_secret.get_secret_value(),
+            parse=lambda data: parse_body(PullRequest, data),
+            serve=self.serve,
+        )
+
+    def settings(self) -> WorkerSettings:
+        if self._settings is None:
+            self._settings = settings_module.load(WorkerSettings)
+        return self._settings
+
+    def serve(self, settings: WorkerSettings, request: PullRequest) -> dict[str, Any]:
+        if self._service is None:
+            from jobqueue.handlers import load_handlers
+
+            load_handlers()
+            self._service = WorkerService(open_store(settings), registry, settings)
+        return self._service.pull(request)

@@ -1,0 +1,69 @@
+"""Job type -> handler. Adding a job type is one decorated function in ``jobqueue/handlers/``.
+
+    from jobqueue.worker.registry import job_handler
+
+    @job_handler("resize_image", timeout_seconds=120)
+    def resize_image(input: dict, ctx: JobContext) -> dict:
+        ...
+        return {"width": 800}
+
+A handler returns a JSON-able output, stored on the job. It raises ``PermanentJobError`` to fail
+the job at once, ``RetryJobError`` to ask for a retry after a given delay, and anything else to be
+retried with backoff until ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobqueue.worker.context import JobContext
+
+HandlerFunc = Callable[[Any, "JobContext"], Any]
+
+
+class PermanentJobError(Exception):
+    """The job can never succeed (bad input, missing object): fail it now, with no retry."""
+
+
+class RetryJobError(Exception):
+    """Retry after ``retry_in_seconds`` (e.g. a peer's Retry-After) instead of the backoff."""
+
+    def __init__(self, message: str, retry_in_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_in_seconds = retry_in_seconds
+
+
+@dataclass(frozen=True)
+class Handler:
+    job_type: str
+    func: HandlerFunc
+    timeout_seconds: float | None = None
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(
+        self, job_type: str, *, timeout_seconds: float | None = None
+    ) -> Callable[[HandlerFunc], HandlerFunc]:
+        def decorate(func: HandlerFunc) -> HandlerFunc:
+            if job_type in self._handlers and self._handlers[job_type].func is not func:
+                raise ValueError(f"a handler for job type {job_type!r} is already registered")
+            self._handlers[job_type] = Handler(job_type, func, timeout_seconds)
+            return func
+
+        return decorate
+
+    def get(self, job_type: str) -> Handler | None:
+        return self._handlers.get(job_type)
+
+    def types(self) -> list[str]:
+        return sorted(self._handlers)
+
+
+registry = Registry()
+job_handler = registry.register

@@ -1,0 +1,219 @@
+"""One worker_pull call: claim jobs in batches, run their handlers, record the outcomes.
+
+Round trips, not handlers, bound a fast queue, so a call claims as many jobs as it expects to
+finish within its budget in one statement and records their outcomes in one statement (one
+commit) per batch. A job is reported ``done`` only after that commit. Batches adapt to the job
+durations this instance has seen: slow jobs are claimed one at a time, and jobs claimed but not
+started are given back at once when the budget runs out or a job turns out slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jobqueue.log import log_event
+from jobqueue.settings import WorkerSettings
+from jobqueue.store.base import ClaimedJob, Finished, Outcome, QueueStore
+from jobqueue.worker.context import JobContext, JobTimeout
+from jobqueue.worker.models import PullRequest
+from jobqueue.worker.registry import PermanentJobError, Registry, RetryJobError
+from jobqueue.worker.runner import HandlerRunner
+
+# A job slower than this makes the rest of its batch go back to the queue for other workers.
+SLOW_JOB_SECONDS = 0.5
+# Outcomes wait at most this long before they are committed, so a crash loses little work.
+FLUSH_SECONDS = 0.25
+# Leases are extended when less than this margin would remain after a handler's time limit.
+LEASE_MARGIN_SECONDS = 5.0
+
+
+class WorkerService:
+    def __init__(
+        self,
+        store: QueueStore,
+        registry: Registry,
+        settings: WorkerSettings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._settings = settings
+        self._clock = clock
+        self._runner = HandlerRunner()
+        self._worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Moving average of handler seconds per job, shared by the calls of a warm instance;
+        # None until the first job, so a cold instance claims one job to learn.
+        self._mean_job_seconds: float | None = None
+
+    def pull(self, request: PullRequest) -> dict[str, Any]:
+        started = self._clock()
+        budget = (
+            request.time_budget_ms / 1000.0
+            if request.time_budget_ms is not None
+            else self._settings.worker_pull_time_budget_seconds
+        )
+        call = _Call(self, request, started + budget)
+        call.run()
+        return {
+            "processed": len(call.reported),
+            "jobs": call.reported,
+            "queue_empty": call.queue_empty,
+        }
+
+    def batch_size(self, seconds_left: float, jobs_left: int) -> int:
+        if self._mean_job_seconds is None:
+            return 1
+        fits = int(seconds_left / max(self._mean_job_seconds, 1e-5))
+        return max(1, min(jobs_left, fits))
+
+    def observe(self, seconds: float) -> None:
+        mean = self._mean_job_seconds
+        self._mean_job_seconds = seconds if mean is None else 0.8 * mean + 0.2 * seconds
+
+
+class _Call:
+    """The state of one pull: what is claimed, what awaits its commit, what was reported."""
+
+    def __init__(self, service: WorkerService, request: PullRequest, deadline: float) -> None:
+        self.s = service
+        self.request = request
+        self.deadline = deadline
+        self.lease = service._settings.job_lease_seconds
+        self.pending: list[Outcome] = []
+        self.pending_since = 0.0
+        self.reported: list[dict[str, Any]] = []
+        self.queue_empty = False
+        self.taken = 0
+
+    def run(self) -> None:
+        try:
+            while self.taken < self.request.max_jobs and self.s._clock() < self.deadline:
+                want = self.s.batch_size(
+                    self.deadline - self.s._clock(), self.request.max_jobs - self.taken
+                )
+                batch = self.s._store.claim(
+                    self.s._worker_id, want, self.lease, self.request.job_types
+                )
+                self.taken += len(batch)
+                if len(batch) < want:
+                    self.queue_empty = True
+                self.run_batch(batch)
+                if self.queue_empty:
+                    break
+        finally:
+            self.flush()
+
+    def run_batch(self, batch: Sequence[ClaimedJob]) -> None:
+        leased_at = self.s._clock()
+        for index, job in enumerate(batch):
+            rest = batch[index:]
+            if self.s._clock() >= self.deadline:
+                self.give_back(rest)
+                return
+            limit = self.time_limit(job)
+            if leased_at + self.lease - self.s._clock() < limit + LEASE_MARGIN_SECONDS:
+                held = self.s._store.extend_leases(rest, self.lease)
+                leased_at = self.s._clock()
+                if job.id not in held:
+                    continue
+            if self.pending and self.s._clock() - self.pending_since > FLUSH_SECONDS:
+                self.flush()
+            outcome = self.execute(job, limit)
+            if not self.pending:
+                self.pending_since = self.s._clock()
+            self.pending.append(outcome)
+            if outcome.duration_ms / 1000.0 > SLOW_JOB_SECONDS and index + 1 < len(batch):
+                self.give_back(batch[index + 1 :])
+                return
+
+    def time_limit(self, job: ClaimedJob) -> float:
+        handler = self.s._registry.get(job.type)
+        if handler is not None and handler.timeout_seconds is not None:
+            return handler.timeout_seconds
+        return self.s._settings.job_handler_timeout_seconds
+
+    def execute(self, job: ClaimedJob, limit: float) -> Outcome:
+        began = self.s._clock()
+        handler = self.s._registry.get(job.type)
+        if handler is None:
+            error = f"no handler registered for job type {job.type!r}"
+            return self.measured(Outcome(job, ok=False, permanent=True, error=error), began)
+        context = JobContext(job, began + limit, self.s._store, self.s._settings, self.lease)
+        try:
+            output = self.s._runner.run(lambda: handler.func(job.input, context), limit)
+        except JobTimeout as exc:
+            context.abandoned = True
+            outcome = Outcome(job, ok=False, error=f"timeout: {exc}")
+        except PermanentJobError as exc:
+            outcome = Outcome(job, ok=False, permanent=True, error=_describe(exc))
+        except RetryJobError as exc:
+            retry_in_ms = int(max(0.0, exc.retry_in_seconds) * 1000)
+            outcome = Outcome(job, ok=False, error=_describe(exc), retry_in_ms=retry_in_ms)
+        except Exception as exc:  # noqa: BLE001 - any other handler error is retried
+            outcome = Outcome(job, ok=False, error=_describe(exc))
+        else:
+            try:
+                json.dumps(output)
+                outcome = Outcome(job, ok=True, output=output)
+            except (TypeError, ValueError) as exc:
+                error = f"handler output is not JSON: {exc}"
+                outcome = Outcome(job, ok=False, permanent=True, error=error)
+        return self.measured(outcome, began)
+
+    def measured(self, outcome: Outcome, began: float) -> Outcome:
+        seconds = self.s._clock() - began
+        self.s.observe(seconds)
+        return Outcome(
+            outcome.job, outcome.ok, outcome.output, outcome.error, outcome.permanent,
+            outcome.retry_in_ms, duration_ms=seconds * 1000.0,
+        )
+
+    def give_back(self, jobs: Sequence[ClaimedJob]) -> None:
+        if jobs:
+            self.s._store.release(jobs)
+            self.taken -= len(jobs)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        outcomes, self.pending = self.pending, []
+        finished = {f.id: f for f in self.s._store.finish(outcomes, self.s._worker_id)}
+        for outcome in outcomes:
+            self.report(outcome, finished.get(outcome.job.id))
+
+    def report(self, outcome: Outcome, finished: Finished | None) -> None:
+        job = outcome.job
+        status = finished.status if finished else "unknown"
+        error = finished.error if finished else outcome.error
+        duration_ms = round(outcome.duration_ms, 3)
+        self.reported.append(
+            {
+                "id": job.id,
+                "type": job.type,
+                "status": status,
+                "attempts": job.attempt,
+                "error": error,
+                "duration_ms": duration_ms,
+            }
+        )
+        log_event(
+            "INFO" if status == "done" else "WARNING",
+            "job finished",
+            job_id=job.id,
+            type=job.type,
+            attempt=job.attempt,
+            outcome=status,
+            accepted=finished.accepted if finished else False,
+            duration_ms=duration_ms,
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

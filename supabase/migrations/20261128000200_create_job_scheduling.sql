@@ -1,0 +1,408 @@
+-- The database drives processing: pg_cron calls trigger_job_worker() every minute, which asks
+-- cron_tick (over pg_net, else the http extension) to drain the queue. Everything here also
+-- applies on plain PostgreSQL without pg_cron, pg_net or Vault; the status view says what is
+-- missing.
+--
+-- Where the cron_tick URL and secret live (each read on its own, first found wins):
+--   1. Supabase Vault: vault.decrypted_secrets, names 'cron_tick_url' and 'cron_secret'
+--   2. settings app.settings.cron_tick_url and app.settings.cron_secret
+-- scripts/setup-cron-config.sh writes them. They are never stored in a table or in cron.job.
+
+-- Tunables, one row. Change them with UPDATE; no migration needs editing.
+create table if not exists public.job_worker_settings (
+  id boolean primary key default true check (id),
+  iterations integer not null default 5 check (iterations between 1 and 100),
+  delay_ms integer not null default 500 check (delay_ms between 0 and 60000),
+  max_jobs integer check (max_jobs between 1 and 100),
+  concurrency integer check (concurrency between 1 and 50),
+  schedule text not null default '* * * * *',
+  request_timeout_ms integer not null default 120000 check (request_timeout_ms > 0),
+  kick_enabled boolean not null default false,
+  kick_min_interval_ms integer not null default 250 check (kick_min_interval_ms >= 0),
+  last_kick_at timestamptz,
+  finished_job_retention interval not null default '7 days',
+  run_history_retention interval not null default '7 days'
+);
+insert into public.job_worker_settings (id) values (true) on conflict (id) do nothing;
+
+alter table public.job_worker_settings enable row level security;
+drop policy if exists job_worker_settings_service_role_all on public.job_worker_settings;
+create policy job_worker_settings_service_role_all on public.job_worker_settings
+  for all to service_role using (true) with check (true);
+revoke all on public.job_worker_settings from anon, authenticated;
+grant select, update on public.job_worker_settings to service_role;
+
+-- Vault first, then app.settings.*; null when neither holds it.
+create or replace function public.job_worker_config(p_name text)
+returns text
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_value text;
+begin
+  if to_regclass('vault.decrypted_secrets') is not null then
+    execute 'select decrypted_secret from vault.decrypted_secrets where name = $1 limit 1'
+      into v_value using p_name;
+  end if;
+  if v_value is null or v_value = '' then
+    v_value := nullif(current_setting('app.settings.' || p_name, true), '');
+  end if;
+  return v_value;
+end
+$$;
+
+-- Where each value comes from, for the status view; never the value itself.
+create or replace function public.job_worker_config_source(p_name text)
+returns text
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_found boolean := false;
+begin
+  if to_regclass('vault.decrypted_secrets') is not null then
+    execute 'select exists (select from vault.decrypted_secrets
+                            where name = $1 and coalesce(decrypted_secret, '''') <> '''')'
+      into v_found using p_name;
+    if v_found then
+      return 'vault';
+    end if;
+  end if;
+  if nullif(current_setting('app.settings.' || p_name, true), '') is not null then
+    return 'settings';
+  end if;
+  return null;
+end
+$$;
+
+-- Which HTTP client the database can use: 'pg_net' (asynchronous), 'http' (synchronous) or null.
+create or replace function public.job_worker_http_client()
+returns text
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select case
+    when to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is not null
+      then 'pg_net'
+    when exists (select from pg_catalog.pg_extension where extname = 'http') then 'http'
+  end;
+$$;
+
+-- POSTs p_body to cron_tick with the x-cron-secret header. With pg_net the request is queued
+-- and sent after commit (returns its request id); with the http extension it is sent now and
+-- waits for the answer (returns the HTTP status).
+create or replace function public.request_cron_tick(p_body jsonb)
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_url text := public.job_worker_config('cron_tick_url');
+  v_secret text := public.job_worker_config('cron_secret');
+  v_client text := public.job_worker_http_client();
+  v_timeout integer;
+  v_schema text;
+  v_result bigint;
+begin
+  if v_url is null then
+    raise exception 'the cron_tick URL is not configured'
+      using hint = 'Run scripts/setup-cron-config.sh with CRON_TICK_URL set, or store it: '
+        || 'select vault.create_secret(''<url>'', ''cron_tick_url''); '
+        || 'without Vault: alter database <db> set app.settings.cron_tick_url = ''<url>''.';
+  end if;
+  if v_secret is null then
+    raise exception 'the cron_tick secret is not configured'
+      using hint = 'Run scripts/setup-cron-config.sh with CRON_SECRET set, or store it: '
+        || 'select vault.create_secret(''<secret>'', ''cron_secret''); '
+        || 'without Vault: alter database <db> set app.settings.cron_secret = ''<secret>''.';
+  end if;
+  select s.request_timeout_ms into v_timeout from public.job_worker_settings s;
+
+  if v_client = 'pg_net' then
+    execute 'select net.http_post(url := $1, body := $2, params := $3, headers := $4,
+                                  timeout_milliseconds := $5)'
+      into v_result
+      using v_url, p_body, '{}'::jsonb,
+            jsonb_build_object('Content-Type', 'application/json', 'x-cron-secret', v_secret),
+            coalesce(v_timeout, 120000);
+  elsif v_client = 'http' then
+    select n.nspname into v_schema
+    from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
+    where e.extname = 'http';
+    execute format(
+      'select (%1$I.http((''POST'', $1, array[%1$I.http_header(''x-cron-secret'', $2)],
+                         ''application/json'', $3)::%1$I.http_request)).status', v_schema)
+      into v_result using v_url, v_secret, p_body::text;
+  else
+    raise exception 'no HTTP client in the database: neither pg_net nor the http extension'
+      using hint = 'create extension pg_net; (on Supabase: Database > Extensions > pg_net)';
+  end if;
+  return v_result;
+end
+$$;
+
+-- The scheduled call: cron_tick drains up to `iterations` jobs, `delay_ms` apart.
+create or replace function public.trigger_job_worker()
+returns bigint
+language sql
+volatile
+security definer
+set search_path = ''
+as $$
+  select public.request_cron_tick(jsonb_strip_nulls(jsonb_build_object(
+    'iterations', s.iterations, 'delay', s.delay_ms,
+    'max_jobs', s.max_jobs, 'concurrency', s.concurrency)))
+  from public.job_worker_settings s;
+$$;
+
+-- The runbook's manual trigger: n iterations now.
+create or replace function public.manual_process_jobs(n integer default 5)
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_body jsonb;
+begin
+  if n is null or n not between 1 and 100 then
+    raise exception 'manual_process_jobs(n): n must be from 1 to 100, got %', n;
+  end if;
+  select jsonb_strip_nulls(jsonb_build_object(
+           'iterations', n, 'delay', s.delay_ms, 'max_jobs', s.max_jobs,
+           'concurrency', s.concurrency))
+    into v_body
+  from public.job_worker_settings s;
+  return public.request_cron_tick(v_body);
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Instant kick: a new job asks cron_tick to run now, at most once per kick_min_interval_ms
+-- ---------------------------------------------------------------------------------------------
+
+-- Statement-level, so a bulk insert kicks once. The advisory lock means concurrent inserters
+-- never queue behind one another: whoever holds it kicks, the others carry on.
+create or replace function public.jobs_kick_worker()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_due boolean;
+begin
+  if not exists (select from public.job_worker_settings s where s.kick_enabled)
+     or not pg_catalog.pg_try_advisory_xact_lock(7422002) then
+    return null;
+  end if;
+  begin
+    update public.job_worker_settings s
+    set last_kick_at = clock_timestamp()
+    where s.last_kick_at is null
+       or s.last_kick_at
+          <= clock_timestamp() - make_interval(secs => s.kick_min_interval_ms / 1000.0)
+    returning true into v_due;
+    if v_due then
+      perform public.trigger_job_worker();
+    end if;
+  exception when others then
+    -- A kick is an optimisation and pg_cron the safety net: never fail the insert over it.
+    raise warning 'job kick skipped: %', sqlerrm;
+  end;
+  return null;
+end
+$$;
+
+drop trigger if exists jobs_kick_worker on public.jobs;
+create trigger jobs_kick_worker
+  after insert on public.jobs
+  for each statement execute function public.jobs_kick_worker();
+
+-- Turns the kick on or off. It needs pg_net: a synchronous client would call cron_tick before
+-- the new job is committed, and make every insert wait for it.
+create or replace function public.set_job_kick(
+  p_enabled boolean, p_min_interval_ms integer default null
+)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if p_enabled and public.job_worker_http_client() is distinct from 'pg_net' then
+    raise exception 'the instant kick needs pg_net'
+      using hint = 'create extension pg_net; then call set_job_kick(true) again';
+  end if;
+  update public.job_worker_settings
+  set kick_enabled = p_enabled,
+      kick_min_interval_ms = coalesce(p_min_interval_ms, kick_min_interval_ms);
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Housekeeping: nothing grows without bound
+-- ---------------------------------------------------------------------------------------------
+
+create or replace function public.prune_job_history()
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_settings public.job_worker_settings;
+  v_jobs bigint;
+  v_runs bigint := 0;
+  v_responses bigint := 0;
+begin
+  select * into v_settings from public.job_worker_settings;
+  with gone as (
+    delete from public.jobs j
+    where j.status in ('done', 'cancelled')
+      and j.finished_at < now() - v_settings.finished_job_retention
+    returning j.id
+  ), history as (
+    delete from public.job_attempts a using gone where a.job_id = gone.id
+  )
+  select count(*) into v_jobs from gone;
+  if to_regclass('cron.job_run_details') is not null then
+    execute 'delete from cron.job_run_details where end_time < now() - $1'
+      using v_settings.run_history_retention;
+    get diagnostics v_runs = row_count;
+  end if;
+  if to_regclass('net._http_response') is not null then
+    execute 'delete from net._http_response where created < now() - $1'
+      using v_settings.run_history_retention;
+    get diagnostics v_responses = row_count;
+  end if;
+  return jsonb_build_object('jobs', v_jobs, 'cron_runs', v_runs, 'http_responses', v_responses);
+end
+$$;
+
+-- (Re)creates the pg_cron jobs from job_worker_settings; a no-op without pg_cron. Call it after
+-- changing the schedule. A seconds schedule ('10 seconds') needs pg_cron 1.5 or later.
+create or replace function public.schedule_job_worker()
+returns text
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_schedule text;
+begin
+  if to_regprocedure('cron.schedule(text, text, text)') is null then
+    return 'pg_cron is not installed in this database: nothing scheduled';
+  end if;
+  select s.schedule into v_schedule from public.job_worker_settings s;
+  execute 'select cron.schedule($1, $2, $3)'
+    using 'process-queued-jobs', v_schedule, 'SELECT trigger_job_worker();';
+  execute 'select cron.schedule($1, $2, $3)'
+    using 'prune-job-history', '17 3 * * *', 'SELECT prune_job_history();';
+  return 'scheduled process-queued-jobs (' || v_schedule || ') and prune-job-history';
+end
+$$;
+
+do $$
+begin
+  -- Enable the extensions where the server has them; a server without them still migrates.
+  if exists (select from pg_catalog.pg_available_extensions where name = 'pg_cron') then
+    begin
+      create extension if not exists pg_cron;
+    exception when others then
+      raise notice 'pg_cron not enabled in this database: %', sqlerrm;
+    end;
+  end if;
+  if exists (select from pg_catalog.pg_available_extensions where name = 'pg_net') then
+    begin
+      create extension if not exists pg_net;
+    exception when others then
+      raise notice 'pg_net not enabled in this database: %', sqlerrm;
+    end;
+  end if;
+end
+$$;
+
+select public.schedule_job_worker();
+
+-- ---------------------------------------------------------------------------------------------
+-- Status
+-- ---------------------------------------------------------------------------------------------
+
+create or replace function public.job_processing_status_row()
+returns table (
+  cron_job_name text,
+  cron_schedule text,
+  cron_active boolean,
+  last_run_status text,
+  last_run_at timestamptz,
+  last_run_message text,
+  worker_configured boolean,
+  cron_tick_url_source text,
+  cron_secret_source text,
+  http_client text,
+  kick_enabled boolean,
+  queued bigint,
+  running bigint,
+  done bigint,
+  failed bigint,
+  cancelled bigint,
+  oldest_queued_age interval
+)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_jobid bigint;
+begin
+  cron_job_name := 'process-queued-jobs';
+  if to_regclass('cron.job') is not null then
+    execute 'select jobid, schedule, active from cron.job where jobname = $1'
+      into v_jobid, cron_schedule, cron_active using cron_job_name;
+    if v_jobid is not null and to_regclass('cron.job_run_details') is not null then
+      execute 'select status, start_time, return_message from cron.job_run_details
+               where jobid = $1 order by start_time desc limit 1'
+        into last_run_status, last_run_at, last_run_message using v_jobid;
+    end if;
+  end if;
+  cron_active := coalesce(cron_active, false);
+  cron_tick_url_source := public.job_worker_config_source('cron_tick_url');
+  cron_secret_source := public.job_worker_config_source('cron_secret');
+  worker_configured := cron_tick_url_source is not null and cron_secret_source is not null;
+  http_client := public.job_worker_http_client();
+  select s.kick_enabled into kick_enabled from public.job_worker_settings s;
+  select count(*) filter (where j.status = 'queued'),
+         count(*) filter (where j.status = 'running'),
+         count(*) filter (where j.status = 'done'),
+         count(*) filter (where j.status = 'failed'),
+         count(*) filter (where j.status = 'cancelled'),
+         now() - min(j.created_at) filter (where j.status = 'queued')
+    into queued, running, done, failed, cancelled, oldest_queued_age
+  from public.jobs j;
+  return next;
+end
+$$;
+
+create or replace view public.job_processing_status as
+  select * from public.job_processing_status_row();
+
+revoke all on public.job_processing_status from anon, authenticated;
+grant select on public.job_processing_status to service_role;
+
+select public.job_queue_restrict_functions(array[
+  'job_worker_config', 'job_worker_config_source', 'job_worker_http_client',
+  'request_cron_tick', 'trigger_job_worker', 'manual_process_jobs', 'jobs_kick_worker',
+  'set_job_kick', 'prune_job_history', 'schedule_job_worker', 'job_processing_status_row'
+]);

@@ -1,0 +1,55 @@
+"""Fixtures: a fresh migrated database per test, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from jobqueue.migrate import apply_migrations
+from tests.support import pg
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    return pg.find_server()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: str) -> Iterator[str]:
+    """Migrated once per session; each test copies it (CREATE DATABASE ... TEMPLATE)."""
+    name = pg.unique_name("jobqueue_template")
+    dsn = pg.create_database(pg_server, name)
+    apply_migrations(dsn)
+    yield name
+    pg.drop_database(pg_server, name)
+
+
+@pytest.fixture
+def db(pg_server: str, template_db: str) -> Iterator[str]:
+    name = pg.unique_name("jobqueue_test")
+    dsn = pg.create_database(pg_server, name, template=template_db)
+    yield dsn
+    pg.drop_database(pg_server, name)
+
+
+@pytest.fixture
+def conn(db: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    with pg.connect(db) as connection:
+        yield connection
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests set the variables they mean; none leak in from the developer's shell."""
+    for name in list(os.environ):
+        if name.upper() in {
+            "JOB_WORKER_SECRET", "CRON_SECRET", "WORKER_PULL_URL", "SUPABASE_URL",
+            "SUPABASE_SERVICE_ROLE_KEY", "JOB_LEASE_SECONDS", "CRON_TICK_BUDGET_SECONDS",
+            "WORKER_PULL_TIMEOUT_SECONDS", "WORKER_PULL_TIME_BUDGET_SECONDS",
+            "JOB_HANDLER_TIMEOUT_SECONDS",
+        }:
+            monkeypatch.delenv(name)

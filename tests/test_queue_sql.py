@@ -1,0 +1,290 @@
+"""The queue's SQL API on a real PostgreSQL: the rules every client relies on."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.support import pg
+from tests.support.queue import (
+    Conn, claim, expire_lease, finish, insert_job, job, make_runnable,
+)
+
+
+def test_plain_insert_enqueues_a_runnable_job(conn: Conn) -> None:
+    job_id = insert_job(conn, "echo", {"x": 1})
+    row = job(conn, job_id)
+    assert (row["status"], row["attempts"], row["max_attempts"], row["priority"]) == (
+        "queued", 0, 5, 0)
+    assert [c["id"] for c in claim(conn)] == [job_id]
+
+
+def test_upload_creates_exactly_one_ingest_job_in_the_same_transaction(db: str) -> None:
+    with pg.connect(db) as conn, conn.transaction():
+        file_id = conn.execute(
+            "insert into ingest_files (bucket, path) values ('docs', 'a.txt') returning id"
+        ).fetchone()["id"]
+        inside = conn.execute(
+            "select type, status, input->>'file_id' as file_id from jobs"
+        ).fetchall()
+    assert inside == [{"type": "ingest_file", "status": "queued", "file_id": str(file_id)}]
+
+
+def test_rolled_back_upload_leaves_neither_file_nor_job(conn: Conn) -> None:
+    with pytest.raises(RuntimeError), conn.transaction():
+        conn.execute("insert into ingest_files (bucket, path) values ('docs', 'a.txt')")
+        raise RuntimeError("the uploader's transaction fails")
+    counts = conn.execute(
+        "select (select count(*) from ingest_files) as files, (select count(*) from jobs) as jobs"
+    ).fetchone()
+    assert counts == {"files": 0, "jobs": 0}
+
+
+def test_many_uploads_make_one_job_each(conn: Conn) -> None:
+    conn.execute(
+        "insert into ingest_files (bucket, path) select 'docs', 'f' || i from generate_series(1, 50) i"
+    )
+    rows = conn.execute(
+        "select f.id, count(j.id) as jobs from ingest_files f "
+        "left join jobs j on j.input->>'file_id' = f.id::text group by f.id"
+    ).fetchall()
+    assert len(rows) == 50 and all(r["jobs"] == 1 for r in rows)
+
+
+def test_claim_order_is_priority_then_run_at_then_id(conn: Conn) -> None:
+    a = insert_job(conn, "echo", priority=5)
+    b = insert_job(conn, "echo", priority=0)
+    conn.execute("update jobs set run_at = now() - interval '1 minute' where id = %s", (b,))
+    c = insert_job(conn, "echo", priority=0)
+    conn.execute("update jobs set run_at = now() - interval '2 minutes' where id = %s", (c,))
+    d = insert_job(conn, "echo", priority=0)
+    conn.execute("update jobs set run_at = now() - interval '2 minutes' where id = %s", (d,))
+    e = insert_job(conn, "echo", priority=-1)
+    claimed = [row["id"] for row in claim(conn, limit=10)]
+    assert claimed == [e, c, d, b, a]
+
+
+def test_future_jobs_and_other_types_are_not_claimed(conn: Conn) -> None:
+    insert_job(conn, "echo")
+    conn.execute("insert into jobs (type, run_at) values ('echo', now() + interval '1 hour')")
+    other = insert_job(conn, "resize")
+    assert [r["id"] for r in claim(conn, limit=10, types=["resize"])] == [other]
+    assert len(claim(conn, limit=10)) == 1
+
+
+def test_no_job_is_claimed_twice_by_eight_concurrent_claimers(db: str, conn: Conn) -> None:
+    conn.execute("insert into jobs (type) select 'echo' from generate_series(1, 3000)")
+    claimed: list[list[int]] = [[] for _ in range(8)]
+
+    def claimer(index: int) -> None:
+        with pg.connect(db) as own:
+            while batch := claim(own, worker=f"w{index}", limit=7):
+                claimed[index].extend(row["id"] for row in batch)
+
+    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [job_id for ids in claimed for job_id in ids]
+    assert len(every) == 3000 and len(set(every)) == 3000
+    assert sum(1 for ids in claimed if ids) > 1, "the claimers did not run concurrently"
+    attempts = conn.execute("select distinct attempts, status from jobs").fetchall()
+    assert attempts == [{"attempts": 1, "status": "running"}]
+
+
+def test_expired_lease_makes_the_job_claimable_again_and_counts_an_attempt(conn: Conn) -> None:
+    job_id = insert_job(conn)
+    assert claim(conn, worker="crashed")[0]["attempts"] == 1
+    assert claim(conn, worker="other") == []
+    expire_lease(conn, job_id)
+    again = claim(conn, worker="other")
+    assert [(r["id"], r["attempts"]) for r in again] == [(job_id, 2)]
+    assert job(conn, job_id)["locked_by"] == "other"
+    history = conn.execute(
+        "select attempt, worker, outcome from job_attempts where job_id = %s", (job_id,)
+    ).fetchall()
+    assert history == [{"attempt": 1, "worker": "crashed", "outcome": "expired"}]
+
+
+def test_expired_lease_on_the_last_attempt_fails_the_job(conn: Conn) -> None:
+    job_id = insert_job(conn, max_attempts=1)
+    claim(conn)
+    expire_lease(conn, job_id)
+    assert claim(conn) == []
+    row = job(conn, job_id)
+    assert row["status"] == "failed" and "lease expired" in row["error"]
+
+
+def test_fencing_refuses_a_stale_worker(conn: Conn) -> None:
+    job_id = insert_job(conn)
+    claim(conn, worker="slow")
+    expire_lease(conn, job_id)
+    claim(conn, worker="fresh")
+    stale = finish(conn, {"id": job_id, "attempt": 1, "ok": True, "output": {"by": "slow"}})
+    assert stale[0]["accepted"] is False and stale[0]["status"] == "running"
+    assert conn.execute("select fail_job(%s, 1, 'late')", (job_id,)).fetchone()["fail_job"] is False
+    extended = conn.execute(
+        "select * from extend_job_leases(array[%s]::bigint[], array[1], 60)", (job_id,)
+    ).fetchall()
+    assert extended == []
+    fresh = finish(conn, {"id": job_id, "attempt": 2, "ok": True, "output": {"by": "fresh"}})
+    assert fresh[0]["accepted"] is True
+    row = job(conn, job_id)
+    assert (row["status"], row["output"]) == ("done", {"by": "fresh"})
+
+
+def test_complete_stores_output_and_history(conn: Conn) -> None:
+    job_id = insert_job(conn)
+    claim(conn, worker="w9")
+    assert conn.execute(
+        "select complete_job(%s, 1, '{\"n\": 3}')", (job_id,)
+    ).fetchone()["complete_job"] is True
+    row = job(conn, job_id)
+    assert (row["status"], row["output"], row["error"], row["locked_by"]) == (
+        "done", {"n": 3}, None, None)
+    assert row["finished_at"] is not None
+
+
+def test_retries_back_off_and_end_in_failed_after_max_attempts(conn: Conn) -> None:
+    job_id = insert_job(conn, max_attempts=3)
+    delays = []
+    for attempt in (1, 2, 3):
+        make_runnable(conn, job_id)
+        [claimed] = claim(conn)
+        assert claimed["attempts"] == attempt
+        [result] = finish(conn, {"id": job_id, "attempt": attempt, "ok": False,
+                                 "error": f"boom {attempt}"})
+        row = job(conn, job_id)
+        if attempt < 3:
+            assert result["status"] == row["status"] == "queued"
+            delays.append(conn.execute(
+                "select extract(epoch from run_at - now()) as s from jobs where id = %s", (job_id,)
+            ).fetchone()["s"])
+            assert claim(conn) == [], "a retry must wait for its backoff"
+    assert (row["status"], row["error"], row["attempts"]) == ("failed", "boom 3", 3)
+    # attempt 1 waits 5-15 s, attempt 2 waits 10-30 s: exponential, with jitter.
+    assert 4.5 <= delays[0] <= 15.5 and 9.5 <= delays[1] <= 30.5
+    history = conn.execute(
+        "select attempt, outcome, error from job_attempts where job_id = %s order by attempt",
+        (job_id,),
+    ).fetchall()
+    assert [h["outcome"] for h in history] == ["retry", "retry", "failed"]
+
+
+def test_jitter_spreads_retries(conn: Conn) -> None:
+    delays = conn.execute(
+        "select distinct extract(epoch from job_retry_delay(3)) as s from generate_series(1, 20)"
+    ).fetchall()
+    assert len(delays) > 10 and all(20 <= d["s"] <= 60 for d in delays)
+
+
+def test_permanent_failure_skips_retries(conn: Conn) -> None:
+    job_id = insert_job(conn)
+    claim(conn)
+    [result] = finish(conn, {"id": job_id, "attempt": 1, "ok": False, "error": "bad input",
+                             "permanent": True})
+    assert result["status"] == "failed" and job(conn, job_id)["attempts"] == 1
+
+
+def test_requested_retry_delay_is_used(conn: Conn) -> None:
+    job_id = insert_job(conn)
+    claim(conn)
+    finish(conn, {"id": job_id, "attempt": 1, "ok": False, "error": "429", "retry_in_ms": 0})
+    assert [r["id"] for r in claim(conn)] == [job_id]
+
+
+def test_cancel_stops_a_queued_job_and_fences_a_running_one(conn: Conn) -> None:
+    queued = insert_job(conn)
+    running = insert_job(conn)
+    assert [r["id"] for r in claim(conn, types=None)] == [queued]
+    conn.execute("select cancel_job(%s)", (queued,))
+    [claimed] = claim(conn)
+    assert claimed["id"] == running
+    assert conn.execute("select cancel_job(%s) as c", (running,)).fetchone()["c"] is True
+    [late] = finish(conn, {"id": running, "attempt": 1, "ok": True})
+    assert late["accepted"] is False and job(conn, running)["status"] == "cancelled"
+    assert conn.execute("select cancel_job(%s) as c", (running,)).fetchone()["c"] is False
+
+
+def test_retry_requeues_a_failed_job_with_another_attempt(conn: Conn) -> None:
+    job_id = insert_job(conn, max_attempts=1)
+    claim(conn)
+    finish(conn, {"id": job_id, "attempt": 1, "ok": False, "error": "x"})
+    assert job(conn, job_id)["status"] == "failed"
+    assert conn.execute("select retry_job(%s) as r", (job_id,)).fetchone()["r"] is True
+    [again] = claim(conn)
+    assert (again["id"], again["attempts"]) == (job_id, 2)
+    finish(conn, {"id": job_id, "attempt": 2, "ok": True})
+    assert job(conn, job_id)["status"] == "done"
+    assert conn.execute("select retry_job(%s) as r", (job_id,)).fetchone()["r"] is False
+
+
+def test_release_gives_back_unstarted_jobs_without_spending_an_attempt(conn: Conn) -> None:
+    job_id = insert_job(conn)
+    [claimed] = claim(conn)
+    released = conn.execute(
+        "select * from release_jobs(array[%s]::bigint[], array[%s])", (job_id, claimed["attempts"])
+    ).fetchall()
+    assert len(released) == 1
+    row = job(conn, job_id)
+    assert (row["status"], row["attempts"]) == ("queued", 0)
+
+
+def test_dedupe_key_allows_one_live_job(conn: Conn) -> None:
+    first = conn.execute("select enqueue_job('echo', '{}', p_dedupe_key => 'k') as id").fetchone()
+    second = conn.execute("select enqueue_job('echo', '{}', p_dedupe_key => 'k') as id").fetchone()
+    assert first == second
+    [claimed] = claim(conn)
+    finish(conn, {"id": claimed["id"], "attempt": 1, "ok": True})
+    third = conn.execute("select enqueue_job('echo', '{}', p_dedupe_key => 'k') as id").fetchone()
+    assert third != first
+
+
+def test_ingest_file_row_follows_its_job(conn: Conn) -> None:
+    file_id = conn.execute(
+        "insert into ingest_files (bucket, path) values ('docs', 'x.pdf') returning id"
+    ).fetchone()["id"]
+    [claimed] = claim(conn)
+    status = lambda: conn.execute(  # noqa: E731
+        "select status, error from ingest_files where id = %s", (file_id,)
+    ).fetchone()
+    assert status()["status"] == "processing"
+    finish(conn, {"id": claimed["id"], "attempt": 1, "ok": False, "error": "gone",
+                  "permanent": True})
+    assert status() == {"status": "failed", "error": "gone"}
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_api_roles_cannot_read_jobs_or_call_the_queue(conn: Conn, role: str) -> None:
+    insert_job(conn)
+    conn.execute(f"set role {role}")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("select * from jobs")
+    for call in ("select * from claim_jobs('x', 1, 60, null)", "select cancel_job(1)",
+                 "select trigger_job_worker()", "select manual_process_jobs(1)"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(call)
+
+
+def test_service_role_can_use_the_queue(conn: Conn) -> None:
+    job_id = insert_job(conn)
+    conn.execute("set role service_role")
+    assert [r["id"] for r in claim(conn)] == [job_id]
+    assert conn.execute("select count(*) as n from jobs").fetchone()["n"] == 1
+
+
+def test_every_named_query_matches_the_schema(conn: Conn) -> None:
+    from jobqueue.queries import queries
+
+    params: dict[str, Any] = {
+        "worker": "w", "limit": 1, "lease_seconds": 1, "types": None, "outcomes": "[]",
+        "ids": [], "attempts": [], "file_id": "00000000-0000-0000-0000-000000000000",
+        "text": "", "metadata": "{}", "content_type": None, "size_bytes": None,
+    }
+    for name, query in queries().items():
+        conn.execute("explain " + query, params)  # a drifted query fails here, by name
+        assert name
