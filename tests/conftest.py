@@ -43,6 +43,14 @@ def conn(db: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
 
 
 @pytest.fixture(autouse=True)
+def _close_function_state() -> Iterator[None]:
+    yield
+    from tests.support.functions import close_all
+
+    close_all()
+
+
+@pytest.fixture(autouse=True)
 def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests set the variables they mean; none leak in from the developer's shell."""
     for name in list(os.environ):

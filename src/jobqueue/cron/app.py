@@ -47,6 +47,11 @@ class CronApp:
             self._service = CronService(settings, httpx.Client(limits=limits))
         return self._service.tick(request)
 
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+            self._service = None
+
     def invoke_direct(self, body: Any) -> dict[str, Any]:
         """EventBridge or Scheduler: IAM already authorised the caller, so no secret is needed."""
         try:

@@ -46,6 +46,11 @@ class CronService:
         self._sleep = sleep
         self._pool: ThreadPoolExecutor | None = None
 
+    def close(self) -> None:
+        self._client.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
     def tick(self, request: TickRequest) -> dict[str, Any]:
         started = self._clock()
         budget_ends = started + self._settings.cron_tick_budget_seconds

@@ -53,3 +53,9 @@ class WorkerApp:
             load_handlers()
             self._service = WorkerService(open_store(settings), registry, settings)
         return self._service.pull(request)
+
+    def close(self) -> None:
+        """Releases the warm connection (tests, local runs); a deployed instance never calls it."""
+        if self._service is not None:
+            self._service.close()
+            self._service = None

@@ -66,6 +66,9 @@ class WorkerService:
             "queue_empty": call.queue_empty,
         }
 
+    def close(self) -> None:
+        self._store.close()
+
     def batch_size(self, seconds_left: float, jobs_left: int) -> int:
         if self._mean_job_seconds is None:
             return 1

@@ -1,0 +1,49 @@
+"""In-process clients for the functions, built the way functions-framework loads them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def client(function: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A Flask test client for `function`, whose module is loaded afresh with exactly `env`.
+
+    The module's warm state (connections, HTTP client) is closed when the test ends.
+    """
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    source = ROOT / "functions" / function / "main.py"
+    flask_app = functions_framework.create_app(function, str(source))
+    _opened.append(sys.modules["main"].app)
+    return flask_app.test_client()
+
+
+_opened: list[Any] = []
+
+
+def close_all() -> None:
+    while _opened:
+        _opened.pop().close()
+
+
+def load_module(function: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The function's main module, loaded afresh (for its lambda_handler)."""
+    import importlib.util
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location(
+        f"{function}_main_under_test", ROOT / "functions" / function / "main.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _opened.append(module.app)
+    return module

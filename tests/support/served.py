@@ -1,0 +1,70 @@
+"""Serves a function with the real functions-framework CLI, as a deployment would."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        """Everything the function wrote to stdout and stderr so far."""
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def serve(function: str, env: dict[str, str], log_dir: Path) -> Iterator[Served]:
+    """Serves `function` on a free port with exactly `env` as its configuration."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "functions_framework",
+        "--source", str(ROOT / "functions" / function / "main.py"),
+        "--target", function, "--host", "127.0.0.1", "--port", str(port),
+    ]
+    clean = {k: v for k, v in os.environ.items() if k not in env}
+    for name in ("JOB_WORKER_SECRET", "CRON_SECRET", "DATABASE_URL", "SUPABASE_URL",
+                 "SUPABASE_SERVICE_ROLE_KEY", "WORKER_PULL_URL"):
+        clean.pop(name, None)
+    log_path = log_dir / f"{function}-{port}.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**clean, **env}, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{function} did not start")
+            time.sleep(0.05)
+        yield Served(url, log_path)
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()

@@ -1,0 +1,143 @@
+"""worker_pull over HTTP (functions-framework) on both stores, against a real database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from tests.support import postgrest
+from tests.support.functions import client
+from tests.support.queue import Conn, insert_job, job, make_runnable
+
+SECRET = "worker-secret-value-1234"
+SERVICE_KEY = "service-role-key-5678"
+HEADERS = {"x-job-worker-secret": SECRET}
+
+Post = Callable[..., Any]
+
+
+@pytest.fixture(params=["postgres", "rest"])
+def backend_env(request: pytest.FixtureRequest, db: str, httpserver: HTTPServer) -> dict[str, str]:
+    """The same suite runs on psycopg (DATABASE_URL) and on Supabase REST (PostgREST rpc)."""
+    env = {"JOB_WORKER_SECRET": SECRET}
+    if request.param == "postgres":
+        env["DATABASE_URL"] = db
+    else:
+        env["SUPABASE_URL"] = postgrest.install(httpserver, db, SERVICE_KEY)
+        env["SUPABASE_SERVICE_ROLE_KEY"] = SERVICE_KEY
+    return env
+
+
+@pytest.fixture
+def post(backend_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Post:
+    app = client("worker_pull", backend_env, monkeypatch)
+
+    def send(body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body or {})
+        return app.post("/", data=data, headers=headers if headers is not None else HEADERS)
+
+    return send
+
+
+def test_job_is_processed_to_done_with_its_output_stored(post: Post, conn: Conn) -> None:
+    job_id = insert_job(conn, "echo", {"hello": "world"})
+    response = post({})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["processed"] == 1 and body["queue_empty"] is False
+    [reported] = body["jobs"]
+    assert reported["id"] == job_id and reported["type"] == "echo"
+    assert (reported["status"], reported["attempts"], reported["error"]) == ("done", 1, None)
+    assert isinstance(reported["duration_ms"], float | int)
+    row = job(conn, job_id)
+    assert (row["status"], row["output"]) == ("done", {"hello": "world"})
+
+
+def test_empty_queue_reports_queue_empty(post: Post) -> None:
+    response = post(b"")
+    assert response.status_code == 200
+    assert response.get_json() == {"processed": 0, "jobs": [], "queue_empty": True}
+
+
+def test_failing_handler_is_retried_then_failed(post: Post, conn: Conn) -> None:
+    job_id = insert_job(conn, "echo", {"fail": "flaky peer"}, max_attempts=2)
+    [first] = post({}).get_json()["jobs"]
+    assert (first["status"], first["attempts"]) == ("queued", 1)
+    assert "flaky peer" in first["error"]
+    assert post({}).get_json()["processed"] == 0, "the retry waits for its backoff"
+    make_runnable(conn, job_id)
+    [second] = post({}).get_json()["jobs"]
+    assert (second["status"], second["attempts"]) == ("failed", 2)
+    assert job(conn, job_id)["status"] == "failed"
+
+
+def test_permanent_failure_is_not_retried(post: Post, conn: Conn) -> None:
+    job_id = insert_job(conn, "echo", {"fail_permanently": "never works"})
+    [reported] = post({}).get_json()["jobs"]
+    assert reported["status"] == "failed" and "never works" in reported["error"]
+    assert job(conn, job_id)["attempts"] == 1
+
+
+def test_invalid_echo_input_fails_at_once(post: Post, conn: Conn) -> None:
+    insert_job(conn, "echo", {"sleep_ms": "soon"})
+    [reported] = post({}).get_json()["jobs"]
+    assert reported["status"] == "failed" and "sleep_ms" in reported["error"]
+
+
+def test_unknown_type_fails_permanently_naming_the_type(post: Post, conn: Conn) -> None:
+    job_id = insert_job(conn, "transmogrify", {})
+    [reported] = post({}).get_json()["jobs"]
+    assert reported["status"] == "failed" and "transmogrify" in reported["error"]
+    row = job(conn, job_id)
+    assert row["attempts"] == 1 and "transmogrify" in row["error"]
+
+
+def test_max_jobs_is_honoured(post: Post, conn: Conn) -> None:
+    ids = [insert_job(conn, "echo", {"n": n}) for n in range(5)]
+    first = post({"max_jobs": 3}).get_json()
+    assert [j["id"] for j in first["jobs"]] == ids[:3] and first["queue_empty"] is False
+    second = post({"max_jobs": 10}).get_json()
+    assert [j["id"] for j in second["jobs"]] == ids[3:] and second["queue_empty"] is True
+
+
+def test_job_types_limit_what_is_claimed(post: Post, conn: Conn) -> None:
+    insert_job(conn, "other")
+    wanted = insert_job(conn, "echo")
+    body = post({"max_jobs": 5, "job_types": ["echo"]}).get_json()
+    assert [j["id"] for j in body["jobs"]] == [wanted]
+
+
+def test_time_budget_stops_claiming_and_gives_back_the_rest(post: Post, conn: Conn) -> None:
+    ids = [insert_job(conn, "echo", {"sleep_ms": 150}) for _ in range(6)]
+    body = post({"max_jobs": 6, "time_budget_ms": 200}).get_json()
+    assert 1 <= body["processed"] <= 2
+    untouched = conn.execute(
+        "select status, attempts from jobs where id = any(%s) and status <> 'done'", (ids,)
+    ).fetchall()
+    assert len(untouched) == 6 - body["processed"]
+    assert all(r == {"status": "queued", "attempts": 0} for r in untouched)
+
+
+def test_handler_past_its_time_limit_fails_the_attempt(
+    backend_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, conn: Conn
+) -> None:
+    app = client("worker_pull", {**backend_env, "JOB_HANDLER_TIMEOUT_SECONDS": "0.2"}, monkeypatch)
+    job_id = insert_job(conn, "echo", {"sleep_ms": 5000})
+    response = app.post("/", json={}, headers=HEADERS)
+    [reported] = response.get_json()["jobs"]
+    assert reported["status"] == "queued" and "time limit" in reported["error"]
+    assert reported["duration_ms"] < 2000
+    assert job(conn, job_id)["attempts"] == 1
+
+
+def test_batch_claims_in_few_statements_and_reports_every_job(post: Post, conn: Conn) -> None:
+    conn.execute("insert into jobs (type) select 'echo' from generate_series(1, 60)")
+    post({"max_jobs": 1})  # teaches this instance how long an echo job takes
+    body = post({"max_jobs": 50}).get_json()
+    assert body["processed"] == 50 and all(j["status"] == "done" for j in body["jobs"])
+    claims = conn.execute("select count(distinct started_at) as n from jobs where status = 'done'")
+    assert claims.fetchone()["n"] <= 4
