@@ -1,0 +1,276 @@
+"""cron_tick against a real local HTTP server standing in for worker_pull."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from tests.support.functions import client, load_module
+from tests.support.served import free_port
+
+CRON_SECRET = "cron-secret-abcdef"
+WORKER_SECRET = "worker-secret-123456"
+
+
+class FakeWorker:
+    """Answers like worker_pull from a script of replies; records what it was sent."""
+
+    def __init__(self) -> None:
+        self.replies: list[Any] = []
+        self.default: Any = {"processed": 1, "jobs": [{"id": 1, "status": "done"}],
+                             "queue_empty": False}
+        self.calls: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def __call__(self, request: Request) -> Response:
+        with self.lock:
+            self.calls.append({"at": time.monotonic(), "headers": dict(request.headers),
+                               "body": request.get_data(as_text=True)})
+            reply = self.replies.pop(0) if self.replies else self.default
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if isinstance(reply, tuple) and reply[0] == "sleep":
+                time.sleep(reply[1])
+                reply = reply[2]
+            if isinstance(reply, int):
+                return Response("{}", status=reply, content_type="application/json")
+            return Response(json.dumps(reply), content_type="application/json")
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+@pytest.fixture
+def worker_server() -> Iterator[HTTPServer]:
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture
+def worker(worker_server: HTTPServer) -> FakeWorker:
+    fake = FakeWorker()
+    worker_server.expect_request("/worker", method="POST").respond_with_handler(fake)
+    return fake
+
+
+@pytest.fixture
+def env(worker_server: HTTPServer) -> dict[str, str]:
+    return {"CRON_SECRET": CRON_SECRET, "JOB_WORKER_SECRET": WORKER_SECRET,
+            "WORKER_PULL_URL": worker_server.url_for("/worker")}
+
+
+def tick(env: dict[str, str], monkeypatch: Any, body: Any, headers: dict[str, str] | None = None
+         ) -> Any:
+    app = client("cron_tick", env, monkeypatch)
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return app.post("/", data=data,
+                    headers=headers if headers is not None else {"x-cron-secret": CRON_SECRET})
+
+
+def test_calls_worker_pull_iterations_times_with_its_secret(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker
+) -> None:
+    response = tick(env, monkeypatch, {"iterations": 3, "delay": 0},
+                    headers={"x-cron-secret": CRON_SECRET, "Authorization": "Bearer ignored"})
+    assert response.status_code == 200
+    summary = response.get_json()
+    assert {k: summary[k] for k in ("iterations", "calls", "processed", "succeeded", "failed",
+                                     "errors", "stopped")} == {
+        "iterations": 3, "calls": 3, "processed": 3, "succeeded": 3, "failed": 0, "errors": 0,
+        "stopped": "iterations"}
+    assert summary["duration_ms"] >= 0
+    assert all(c["headers"].get("X-Job-Worker-Secret") == WORKER_SECRET for c in worker.calls)
+    assert all(json.loads(c["body"]) == {} for c in worker.calls)
+
+
+def test_max_jobs_is_forwarded(env: dict[str, str], monkeypatch: Any, worker: FakeWorker) -> None:
+    tick(env, monkeypatch, {"iterations": 1, "max_jobs": 25})
+    assert json.loads(worker.calls[0]["body"]) == {"max_jobs": 25}
+
+
+def test_delay_is_honoured_between_calls(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker
+) -> None:
+    summary = tick(env, monkeypatch, {"iterations": 3, "delay": 200}).get_json()
+    gaps = [b["at"] - a["at"] for a, b in zip(worker.calls, worker.calls[1:], strict=False)]
+    assert summary["calls"] == 3 and all(gap >= 0.19 for gap in gaps)
+    assert summary["duration_ms"] >= 390
+
+
+def test_stops_early_when_the_queue_is_empty(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker
+) -> None:
+    worker.replies = [worker.default, {"processed": 0, "jobs": [], "queue_empty": True}]
+    summary = tick(env, monkeypatch, {"iterations": 10, "delay": 0}).get_json()
+    assert (summary["calls"], summary["processed"], summary["stopped"]) == (2, 1, "queue_empty")
+
+
+def test_counts_failed_and_retried_jobs(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker
+) -> None:
+    worker.replies = [{"processed": 3, "queue_empty": True, "jobs": [
+        {"id": 1, "status": "done"}, {"id": 2, "status": "failed"}, {"id": 3, "status": "queued"}]}]
+    summary = tick(env, monkeypatch, {"iterations": 2, "delay": 0}).get_json()
+    assert (summary["processed"], summary["succeeded"], summary["failed"]) == (3, 1, 2)
+
+
+def test_errors_are_counted_and_the_tick_goes_on(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker
+) -> None:
+    worker.replies = [500, worker.default, 502]
+    summary = tick(env, monkeypatch, {"iterations": 4, "delay": 0}).get_json()
+    assert (summary["calls"], summary["errors"], summary["processed"], summary["stopped"]) == (
+        4, 2, 2, "iterations")
+
+
+def test_three_failures_in_a_row_stop_the_tick(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker
+) -> None:
+    worker.replies = [503, 503, 503]
+    summary = tick(env, monkeypatch, {"iterations": 10, "delay": 0}).get_json()
+    assert (summary["calls"], summary["errors"], summary["stopped"]) == (3, 3, "errors")
+
+
+def test_timeouts_are_counted_not_crashing(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker
+) -> None:
+    worker.replies = [("sleep", 1.0, worker.default)]
+    settings = {**env, "WORKER_PULL_TIMEOUT_SECONDS": "0.2"}
+    summary = tick(settings, monkeypatch, {"iterations": 2, "delay": 0}).get_json()
+    assert (summary["calls"], summary["errors"], summary["processed"]) == (2, 1, 1)
+
+
+def test_unreachable_worker_pull_is_counted(env: dict[str, str], monkeypatch: Any) -> None:
+    settings = {**env, "WORKER_PULL_URL": f"http://127.0.0.1:{free_port()}/"}
+    response = tick(settings, monkeypatch, {"iterations": 5, "delay": 0})
+    assert response.status_code == 200
+    summary = response.get_json()
+    assert (summary["calls"], summary["errors"], summary["stopped"]) == (3, 3, "errors")
+
+
+def test_budget_stops_new_calls(env: dict[str, str], monkeypatch: Any, worker: FakeWorker) -> None:
+    settings = {**env, "CRON_TICK_BUDGET_SECONDS": "0.3"}
+    summary = tick(settings, monkeypatch, {"iterations": 20, "delay": 100}).get_json()
+    assert summary["stopped"] == "budget" and 2 <= summary["calls"] <= 4
+
+
+def test_concurrency_fans_out_calls(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker
+) -> None:
+    worker.default = ("sleep", 0.2, {"processed": 1, "jobs": [{"status": "done"}],
+                                     "queue_empty": False})
+    started = time.monotonic()
+    summary = tick(env, monkeypatch, {"iterations": 8, "delay": 0, "concurrency": 4}).get_json()
+    elapsed = time.monotonic() - started
+    assert (summary["calls"], summary["processed"]) == (8, 8)
+    assert worker.max_in_flight == 4 and elapsed < 1.2
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-cron-secret": "nope"},
+                                     {"x-job-worker-secret": WORKER_SECRET}])
+def test_wrong_secret_is_401_and_never_reaches_worker_pull(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker, headers: dict[str, str]
+) -> None:
+    response = tick(env, monkeypatch, {}, headers=headers)
+    assert response.status_code == 401 and worker.calls == []
+
+
+@pytest.mark.parametrize("missing", ["CRON_SECRET", "WORKER_PULL_URL", "JOB_WORKER_SECRET"])
+def test_missing_configuration_is_503_naming_it(
+    env: dict[str, str], monkeypatch: Any, missing: str
+) -> None:
+    settings = {k: v for k, v in env.items() if k != missing}
+    response = tick(settings, monkeypatch, {})
+    assert response.status_code == 503 and missing in response.get_json()["message"]
+
+
+def test_invalid_configuration_is_503(env: dict[str, str], monkeypatch: Any) -> None:
+    response = tick({**env, "WORKER_PULL_URL": "not a url"}, monkeypatch, {})
+    assert response.status_code == 503 and "WORKER_PULL_URL" in response.get_json()["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"null", b"[]", b'"x"', b"{", {"iterations": "5"}, {"iterations": 5.0},
+     {"iterations": False}, {"iterations": 0}, {"iterations": 101}, {"delay": -1},
+     {"delay": 60_001}, {"max_jobs": 0}, {"concurrency": 51}, {"extra": 1}],
+)
+def test_bad_bodies_are_400(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker, body: Any
+) -> None:
+    response = tick(env, monkeypatch, body)
+    assert response.status_code == 400 and response.get_json()["error"] == "bad_request"
+    assert worker.calls == []
+
+
+def test_empty_body_uses_the_runbook_defaults(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker
+) -> None:
+    worker.replies = [{"processed": 0, "jobs": [], "queue_empty": True}]
+    summary = tick(env, monkeypatch, b"").get_json()
+    assert summary["iterations"] == 5 and summary["stopped"] == "queue_empty"
+
+
+def test_oversized_body_is_413(env: dict[str, str], monkeypatch: Any) -> None:
+    assert tick(env, monkeypatch, "x" * (1024 * 1024 + 1)).status_code == 413
+
+
+def test_get_is_health_and_other_methods_405(env: dict[str, str], monkeypatch: Any) -> None:
+    app = client("cron_tick", env, monkeypatch)
+    health = app.get("/")
+    assert health.status_code == 200 and health.get_json()["status"] == "ok"
+    assert CRON_SECRET not in health.get_data(as_text=True)
+    assert app.put("/").status_code == 405
+
+
+def test_function_url_event(env: dict[str, str], monkeypatch: Any, worker: FakeWorker) -> None:
+    handler = load_module("cron_tick", env, monkeypatch).lambda_handler
+    event = {"version": "2.0", "headers": {"X-Cron-Secret": CRON_SECRET},
+             "body": '{"iterations": 2, "delay": 0}', "isBase64Encoded": False,
+             "requestContext": {"http": {"method": "POST"}}}
+    answer = handler(event, None)
+    assert answer["statusCode"] == 200 and json.loads(answer["body"])["calls"] == 2
+    event["headers"] = {"x-cron-secret": "wrong"}
+    assert handler(event, None)["statusCode"] == 401
+
+
+@pytest.mark.parametrize("source", ["aws.events", "aws.scheduler"])
+def test_eventbridge_invocation_needs_no_cron_secret(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker, source: str
+) -> None:
+    settings = {k: v for k, v in env.items() if k != "CRON_SECRET"}
+    handler = load_module("cron_tick", settings, monkeypatch).lambda_handler
+    event = {"source": source, "detail-type": "Scheduled Event",
+             "detail": {"iterations": 2, "delay": 0}}
+    summary = handler(event, None)
+    assert summary["calls"] == 2 and summary["stopped"] == "iterations"
+    assert worker.calls[0]["headers"]["X-Job-Worker-Secret"] == WORKER_SECRET
+
+
+def test_scheduler_custom_input_is_the_body(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker
+) -> None:
+    handler = load_module("cron_tick", env, monkeypatch).lambda_handler
+    assert handler({"iterations": 1, "delay": 0}, None)["calls"] == 1
+    invalid = handler({"iterations": "many"}, None)
+    assert invalid["error"] == "bad_request" and "iterations" in invalid["message"]
+    assert len(worker.calls) == 1
+
+
+def test_direct_invocation_without_configuration_says_what_is_missing(monkeypatch: Any) -> None:
+    handler = load_module("cron_tick", {}, monkeypatch).lambda_handler
+    answer = handler({"source": "aws.events", "detail": {}}, None)
+    assert answer["error"] == "not_configured" and "WORKER_PULL_URL" in answer["message"]
