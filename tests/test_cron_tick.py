@@ -50,20 +50,20 @@ class FakeWorker:
                 self.in_flight -= 1
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def worker_server() -> Iterator[HTTPServer]:
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
     yield server
-    server.clear()
     server.stop()
 
 
 @pytest.fixture
-def worker(worker_server: HTTPServer) -> FakeWorker:
+def worker(worker_server: HTTPServer) -> Iterator[FakeWorker]:
     fake = FakeWorker()
     worker_server.expect_request("/worker", method="POST").respond_with_handler(fake)
-    return fake
+    yield fake
+    worker_server.clear()
 
 
 @pytest.fixture

@@ -54,6 +54,39 @@ begin
 end
 $$;
 
+-- Stores one of them: in Vault where it exists, else as a database setting (new sessions see it;
+-- this one at once). scripts/setup-cron-config.sh calls it; it never echoes the value.
+create or replace function public.set_job_worker_config(p_name text, p_value text)
+returns text
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_id uuid;
+begin
+  if p_name not in ('cron_tick_url', 'cron_secret') then
+    raise exception 'unknown setting %: expected cron_tick_url or cron_secret', p_name;
+  end if;
+  if coalesce(p_value, '') = '' then
+    raise exception '% must not be empty', p_name;
+  end if;
+  if to_regclass('vault.secrets') is not null then
+    execute 'select id from vault.secrets where name = $1 limit 1' into v_id using p_name;
+    if v_id is null then
+      execute 'select vault.create_secret($1, $2)' using p_value, p_name;
+    else
+      execute 'select vault.update_secret($1, $2)' using v_id, p_value;
+    end if;
+    return 'vault';
+  end if;
+  execute format('alter database %I set %I = %L',
+                 current_database(), 'app.settings.' || p_name, p_value);
+  perform set_config('app.settings.' || p_name, p_value, false);
+  return 'settings';
+end
+$$;
+
 -- Where each value comes from, for the status view; never the value itself.
 create or replace function public.job_worker_config_source(p_name text)
 returns text
@@ -402,7 +435,7 @@ revoke all on public.job_processing_status from anon, authenticated;
 grant select on public.job_processing_status to service_role;
 
 select public.job_queue_restrict_functions(array[
-  'job_worker_config', 'job_worker_config_source', 'job_worker_http_client',
+  'job_worker_config', 'set_job_worker_config', 'job_worker_config_source', 'job_worker_http_client',
   'request_cron_tick', 'trigger_job_worker', 'manual_process_jobs', 'jobs_kick_worker',
   'set_job_kick', 'prune_job_history', 'schedule_job_worker', 'job_processing_status_row'
 ]);

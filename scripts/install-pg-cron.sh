@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Gives the local PostgreSQL (127.0.0.1:5432, Debian packaging) pg_cron and PL/Python, so the
+# tests that prove scheduling from the database run: installs Debian's packages for the running
+# server's major version, preloads pg_cron with cron.database_name = jobqueue_cron, restarts.
+# Needs root and apt; elsewhere it says what it could not do and those tests skip.
+set -euo pipefail
+
+PSQL=(psql -h 127.0.0.1 -U postgres -d postgres -X -At)
+CRON_DB=jobqueue_cron
+
+if ! "${PSQL[@]}" -c "select 1" >/dev/null 2>&1; then
+  echo "install-pg-cron.sh: no PostgreSQL at 127.0.0.1:5432; skipping" >&2
+  exit 0
+fi
+major=$("${PSQL[@]}" -c "select current_setting('server_version_num')::int / 10000")
+packages=("postgresql-$major" "postgresql-$major-cron" "postgresql-plpython3-$major")
+
+if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "install-pg-cron.sh: needs root and apt-get to install ${packages[*]}; skipping" >&2
+    exit 0
+  fi
+  # The server package comes along so its minor version matches the extensions' (an older
+  # server fails to load a newer PL/Python with 'undefined symbol').
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+
+preload=$("${PSQL[@]}" -c "show shared_preload_libraries")
+database=$("${PSQL[@]}" -c "select coalesce(current_setting('cron.database_name', true), '')")
+if [[ ",${preload// /}," != *",pg_cron,"* ]] || [ "$database" != "$CRON_DB" ]; then
+  # A file of its own in the cluster's conf.d (Debian's postgresql.conf includes it).
+  conf_dir="$(dirname "$("${PSQL[@]}" -c "show config_file")")/conf.d"
+  mkdir -p "$conf_dir"
+  libraries=pg_cron
+  if [ -n "$preload" ] && [[ ",${preload// /}," != *",pg_cron,"* ]]; then
+    libraries="$preload,pg_cron"
+  fi
+  printf "shared_preload_libraries = '%s'\ncron.database_name = '%s'\n" \
+    "$libraries" "$CRON_DB" > "$conf_dir/jobqueue-pg-cron.conf"
+  pg_ctlcluster --skip-systemctl-redirect "$major" main restart
+  for _ in $(seq 1 60); do
+    "${PSQL[@]}" -c "select 1" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+fi
+"${PSQL[@]}" -c "select 1 from pg_database where datname = '$CRON_DB'" | grep -q 1 \
+  || "${PSQL[@]}" -c "create database $CRON_DB" >/dev/null
+echo "install-pg-cron.sh: pg_cron preloaded (cron.database_name = $CRON_DB), PL/Python installed"

@@ -1,0 +1,62 @@
+"""Access to the server's pg_cron database (scripts/install-pg-cron.sh sets it up)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support import pg
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+
+
+def require(server: str) -> str:
+    """The pg_cron database's DSN, or skip (fail in CI) saying why it is not usable here."""
+    with pg.connect(server) as conn:
+        preload = conn.execute("show shared_preload_libraries").fetchone()["shared_preload_libraries"]
+        database = conn.execute(
+            "select current_setting('cron.database_name', true) as d"
+        ).fetchone()["d"]
+        plpython = conn.execute(
+            "select count(*) as n from pg_available_extensions where name = 'plpython3u'"
+        ).fetchone()["n"]
+    reason = None
+    if "pg_cron" not in preload or not database:
+        reason = "pg_cron is not preloaded: run scripts/install-pg-cron.sh (root, Debian)"
+    elif not plpython:
+        reason = "PL/Python is not installed: run scripts/install-pg-cron.sh (root, Debian)"
+    if reason:
+        if os.environ.get("JOBQUEUE_REQUIRE_PG_CRON") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return pg.with_database(server, str(database))
+
+
+def reset(dsn: str) -> None:
+    """Empties the pg_cron database back to what a new Supabase project has."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where datname = current_database() and pid <> pg_backend_pid()"
+            " and backend_type = 'client backend'"
+        )
+        for statement in (
+            "drop extension if exists pg_cron cascade",
+            "drop schema if exists net cascade",
+            "drop schema if exists vault cascade",
+            "drop schema if exists supabase_migrations cascade",
+            "drop schema if exists public cascade",
+            "create schema public authorization pg_database_owner",
+            "grant usage on schema public to public",
+            "alter database " + conn.info.dbname + " reset all",
+        ):
+            conn.execute(statement)
+
+
+def install(dsn: str, name: str) -> None:
+    """Applies one of the tests-only SQL files (stand-ins for pg_net and Vault)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute((SQL_DIR / name).read_text(encoding="utf-8").encode("utf-8"))
