@@ -55,9 +55,15 @@ def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests set the variables they mean; none leak in from the developer's shell."""
     for name in list(os.environ):
         if name.upper() in {
-            "JOB_WORKER_SECRET", "CRON_SECRET", "WORKER_PULL_URL", "SUPABASE_URL",
-            "SUPABASE_SERVICE_ROLE_KEY", "JOB_LEASE_SECONDS", "CRON_TICK_BUDGET_SECONDS",
-            "WORKER_PULL_TIMEOUT_SECONDS", "WORKER_PULL_TIME_BUDGET_SECONDS",
+            "JOB_WORKER_SECRET",
+            "CRON_SECRET",
+            "WORKER_PULL_URL",
+            "SUPABASE_URL",
+            "SUPABASE_SERVICE_ROLE_KEY",
+            "JOB_LEASE_SECONDS",
+            "CRON_TICK_BUDGET_SECONDS",
+            "WORKER_PULL_TIMEOUT_SECONDS",
+            "WORKER_PULL_TIME_BUDGET_SECONDS",
             "JOB_HANDLER_TIMEOUT_SECONDS",
         }:
             monkeypatch.delenv(name)

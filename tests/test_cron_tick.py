@@ -24,8 +24,11 @@ class FakeWorker:
 
     def __init__(self) -> None:
         self.replies: list[Any] = []
-        self.default: Any = {"processed": 1, "jobs": [{"id": 1, "status": "done"}],
-                             "queue_empty": False}
+        self.default: Any = {
+            "processed": 1,
+            "jobs": [{"id": 1, "status": "done"}],
+            "queue_empty": False,
+        }
         self.calls: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.in_flight = 0
@@ -33,8 +36,13 @@ class FakeWorker:
 
     def __call__(self, request: Request) -> Response:
         with self.lock:
-            self.calls.append({"at": time.monotonic(), "headers": dict(request.headers),
-                               "body": request.get_data(as_text=True)})
+            self.calls.append(
+                {
+                    "at": time.monotonic(),
+                    "headers": dict(request.headers),
+                    "body": request.get_data(as_text=True),
+                }
+            )
             reply = self.replies.pop(0) if self.replies else self.default
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -68,29 +76,46 @@ def worker(worker_server: HTTPServer) -> Iterator[FakeWorker]:
 
 @pytest.fixture
 def env(worker_server: HTTPServer) -> dict[str, str]:
-    return {"CRON_SECRET": CRON_SECRET, "JOB_WORKER_SECRET": WORKER_SECRET,
-            "WORKER_PULL_URL": worker_server.url_for("/worker")}
+    return {
+        "CRON_SECRET": CRON_SECRET,
+        "JOB_WORKER_SECRET": WORKER_SECRET,
+        "WORKER_PULL_URL": worker_server.url_for("/worker"),
+    }
 
 
-def tick(env: dict[str, str], monkeypatch: Any, body: Any, headers: dict[str, str] | None = None
-         ) -> Any:
+def tick(
+    env: dict[str, str], monkeypatch: Any, body: Any, headers: dict[str, str] | None = None
+) -> Any:
     app = client("cron_tick", env, monkeypatch)
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return app.post("/", data=data,
-                    headers=headers if headers is not None else {"x-cron-secret": CRON_SECRET})
+    return app.post(
+        "/", data=data, headers=headers if headers is not None else {"x-cron-secret": CRON_SECRET}
+    )
 
 
 def test_calls_worker_pull_iterations_times_with_its_secret(
     env: dict[str, str], monkeypatch: Any, worker: FakeWorker
 ) -> None:
-    response = tick(env, monkeypatch, {"iterations": 3, "delay": 0},
-                    headers={"x-cron-secret": CRON_SECRET, "Authorization": "Bearer ignored"})
+    response = tick(
+        env,
+        monkeypatch,
+        {"iterations": 3, "delay": 0},
+        headers={"x-cron-secret": CRON_SECRET, "Authorization": "Bearer ignored"},
+    )
     assert response.status_code == 200
     summary = response.get_json()
-    assert {k: summary[k] for k in ("iterations", "calls", "processed", "succeeded", "failed",
-                                     "errors", "stopped")} == {
-        "iterations": 3, "calls": 3, "processed": 3, "succeeded": 3, "failed": 0, "errors": 0,
-        "stopped": "iterations"}
+    assert {
+        k: summary[k]
+        for k in ("iterations", "calls", "processed", "succeeded", "failed", "errors", "stopped")
+    } == {
+        "iterations": 3,
+        "calls": 3,
+        "processed": 3,
+        "succeeded": 3,
+        "failed": 0,
+        "errors": 0,
+        "stopped": "iterations",
+    }
     assert summary["duration_ms"] >= 0
     assert all(c["headers"].get("X-Job-Worker-Secret") == WORKER_SECRET for c in worker.calls)
     assert all(json.loads(c["body"]) == {} for c in worker.calls)
@@ -121,8 +146,17 @@ def test_stops_early_when_the_queue_is_empty(
 def test_counts_failed_and_retried_jobs(
     env: dict[str, str], monkeypatch: Any, worker: FakeWorker
 ) -> None:
-    worker.replies = [{"processed": 3, "queue_empty": True, "jobs": [
-        {"id": 1, "status": "done"}, {"id": 2, "status": "failed"}, {"id": 3, "status": "queued"}]}]
+    worker.replies = [
+        {
+            "processed": 3,
+            "queue_empty": True,
+            "jobs": [
+                {"id": 1, "status": "done"},
+                {"id": 2, "status": "failed"},
+                {"id": 3, "status": "queued"},
+            ],
+        }
+    ]
     summary = tick(env, monkeypatch, {"iterations": 2, "delay": 0}).get_json()
     assert (summary["processed"], summary["succeeded"], summary["failed"]) == (3, 1, 2)
 
@@ -133,7 +167,11 @@ def test_errors_are_counted_and_the_tick_goes_on(
     worker.replies = [500, worker.default, 502]
     summary = tick(env, monkeypatch, {"iterations": 4, "delay": 0}).get_json()
     assert (summary["calls"], summary["errors"], summary["processed"], summary["stopped"]) == (
-        4, 2, 2, "iterations")
+        4,
+        2,
+        2,
+        "iterations",
+    )
 
 
 def test_three_failures_in_a_row_stop_the_tick(
@@ -170,8 +208,11 @@ def test_budget_stops_new_calls(env: dict[str, str], monkeypatch: Any, worker: F
 def test_concurrency_fans_out_calls(
     env: dict[str, str], monkeypatch: Any, worker: FakeWorker
 ) -> None:
-    worker.default = ("sleep", 0.2, {"processed": 1, "jobs": [{"status": "done"}],
-                                     "queue_empty": False})
+    worker.default = (
+        "sleep",
+        0.2,
+        {"processed": 1, "jobs": [{"status": "done"}], "queue_empty": False},
+    )
     started = time.monotonic()
     summary = tick(env, monkeypatch, {"iterations": 8, "delay": 0, "concurrency": 4}).get_json()
     elapsed = time.monotonic() - started
@@ -179,8 +220,9 @@ def test_concurrency_fans_out_calls(
     assert worker.max_in_flight == 4 and elapsed < 1.2
 
 
-@pytest.mark.parametrize("headers", [{}, {"x-cron-secret": "nope"},
-                                     {"x-job-worker-secret": WORKER_SECRET}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"x-cron-secret": "nope"}, {"x-job-worker-secret": WORKER_SECRET}]
+)
 def test_wrong_secret_is_401_and_never_reaches_worker_pull(
     env: dict[str, str], monkeypatch: Any, worker: FakeWorker, headers: dict[str, str]
 ) -> None:
@@ -204,9 +246,22 @@ def test_invalid_configuration_is_503(env: dict[str, str], monkeypatch: Any) -> 
 
 @pytest.mark.parametrize(
     "body",
-    [b"null", b"[]", b'"x"', b"{", {"iterations": "5"}, {"iterations": 5.0},
-     {"iterations": False}, {"iterations": 0}, {"iterations": 101}, {"delay": -1},
-     {"delay": 60_001}, {"max_jobs": 0}, {"concurrency": 51}, {"extra": 1}],
+    [
+        b"null",
+        b"[]",
+        b'"x"',
+        b"{",
+        {"iterations": "5"},
+        {"iterations": 5.0},
+        {"iterations": False},
+        {"iterations": 0},
+        {"iterations": 101},
+        {"delay": -1},
+        {"delay": 60_001},
+        {"max_jobs": 0},
+        {"concurrency": 51},
+        {"extra": 1},
+    ],
 )
 def test_bad_bodies_are_400(
     env: dict[str, str], monkeypatch: Any, worker: FakeWorker, body: Any
@@ -238,9 +293,13 @@ def test_get_is_health_and_other_methods_405(env: dict[str, str], monkeypatch: A
 
 def test_function_url_event(env: dict[str, str], monkeypatch: Any, worker: FakeWorker) -> None:
     handler = load_module("cron_tick", env, monkeypatch).lambda_handler
-    event = {"version": "2.0", "headers": {"X-Cron-Secret": CRON_SECRET},
-             "body": '{"iterations": 2, "delay": 0}', "isBase64Encoded": False,
-             "requestContext": {"http": {"method": "POST"}}}
+    event = {
+        "version": "2.0",
+        "headers": {"X-Cron-Secret": CRON_SECRET},
+        "body": '{"iterations": 2, "delay": 0}',
+        "isBase64Encoded": False,
+        "requestContext": {"http": {"method": "POST"}},
+    }
     answer = handler(event, None)
     assert answer["statusCode"] == 200 and json.loads(answer["body"])["calls"] == 2
     event["headers"] = {"x-cron-secret": "wrong"}
@@ -253,8 +312,11 @@ def test_eventbridge_invocation_needs_no_cron_secret(
 ) -> None:
     settings = {k: v for k, v in env.items() if k != "CRON_SECRET"}
     handler = load_module("cron_tick", settings, monkeypatch).lambda_handler
-    event = {"source": source, "detail-type": "Scheduled Event",
-             "detail": {"iterations": 2, "delay": 0}}
+    event = {
+        "source": source,
+        "detail-type": "Scheduled Event",
+        "detail": {"iterations": 2, "delay": 0},
+    }
     summary = handler(event, None)
     assert summary["calls"] == 2 and summary["stopped"] == "iterations"
     assert worker.calls[0]["headers"]["X-Job-Worker-Secret"] == WORKER_SECRET

@@ -10,7 +10,13 @@ import pytest
 
 from tests.support import pg
 from tests.support.queue import (
-    Conn, claim, expire_lease, finish, insert_job, job, make_runnable,
+    Conn,
+    claim,
+    expire_lease,
+    finish,
+    insert_job,
+    job,
+    make_runnable,
 )
 
 
@@ -18,7 +24,11 @@ def test_plain_insert_enqueues_a_runnable_job(conn: Conn) -> None:
     job_id = insert_job(conn, "echo", {"x": 1})
     row = job(conn, job_id)
     assert (row["status"], row["attempts"], row["max_attempts"], row["priority"]) == (
-        "queued", 0, 5, 0)
+        "queued",
+        0,
+        5,
+        0,
+    )
     assert [c["id"] for c in claim(conn)] == [job_id]
 
 
@@ -45,7 +55,8 @@ def test_rolled_back_upload_leaves_neither_file_nor_job(conn: Conn) -> None:
 
 def test_many_uploads_make_one_job_each(conn: Conn) -> None:
     conn.execute(
-        "insert into ingest_files (bucket, path) select 'docs', 'f' || i from generate_series(1, 50) i"
+        "insert into ingest_files (bucket, path)"
+        " select 'docs', 'f' || i from generate_series(1, 50) i"
     )
     rows = conn.execute(
         "select f.id, count(j.id) as jobs from ingest_files f "
@@ -140,12 +151,19 @@ def test_fencing_refuses_a_stale_worker(conn: Conn) -> None:
 def test_complete_stores_output_and_history(conn: Conn) -> None:
     job_id = insert_job(conn)
     claim(conn, worker="w9")
-    assert conn.execute(
-        "select complete_job(%s, 1, '{\"n\": 3}')", (job_id,)
-    ).fetchone()["complete_job"] is True
+    assert (
+        conn.execute("select complete_job(%s, 1, '{\"n\": 3}')", (job_id,)).fetchone()[
+            "complete_job"
+        ]
+        is True
+    )
     row = job(conn, job_id)
     assert (row["status"], row["output"], row["error"], row["locked_by"]) == (
-        "done", {"n": 3}, None, None)
+        "done",
+        {"n": 3},
+        None,
+        None,
+    )
     assert row["finished_at"] is not None
 
 
@@ -156,14 +174,18 @@ def test_retries_back_off_and_end_in_failed_after_max_attempts(conn: Conn) -> No
         make_runnable(conn, job_id)
         [claimed] = claim(conn)
         assert claimed["attempts"] == attempt
-        [result] = finish(conn, {"id": job_id, "attempt": attempt, "ok": False,
-                                 "error": f"boom {attempt}"})
+        [result] = finish(
+            conn, {"id": job_id, "attempt": attempt, "ok": False, "error": f"boom {attempt}"}
+        )
         row = job(conn, job_id)
         if attempt < 3:
             assert result["status"] == row["status"] == "queued"
-            delays.append(conn.execute(
-                "select extract(epoch from run_at - now()) as s from jobs where id = %s", (job_id,)
-            ).fetchone()["s"])
+            delays.append(
+                conn.execute(
+                    "select extract(epoch from run_at - now()) as s from jobs where id = %s",
+                    (job_id,),
+                ).fetchone()["s"]
+            )
             assert claim(conn) == [], "a retry must wait for its backoff"
     assert (row["status"], row["error"], row["attempts"]) == ("failed", "boom 3", 3)
     # attempt 1 waits 5-15 s, attempt 2 waits 10-30 s: exponential, with jitter.
@@ -185,8 +207,9 @@ def test_jitter_spreads_retries(conn: Conn) -> None:
 def test_permanent_failure_skips_retries(conn: Conn) -> None:
     job_id = insert_job(conn)
     claim(conn)
-    [result] = finish(conn, {"id": job_id, "attempt": 1, "ok": False, "error": "bad input",
-                             "permanent": True})
+    [result] = finish(
+        conn, {"id": job_id, "attempt": 1, "ok": False, "error": "bad input", "permanent": True}
+    )
     assert result["status"] == "failed" and job(conn, job_id)["attempts"] == 1
 
 
@@ -253,8 +276,9 @@ def test_ingest_file_row_follows_its_job(conn: Conn) -> None:
         "select status, error from ingest_files where id = %s", (file_id,)
     ).fetchone()
     assert status()["status"] == "processing"
-    finish(conn, {"id": claimed["id"], "attempt": 1, "ok": False, "error": "gone",
-                  "permanent": True})
+    finish(
+        conn, {"id": claimed["id"], "attempt": 1, "ok": False, "error": "gone", "permanent": True}
+    )
     assert status() == {"status": "failed", "error": "gone"}
 
 
@@ -264,8 +288,12 @@ def test_api_roles_cannot_read_jobs_or_call_the_queue(conn: Conn, role: str) -> 
     conn.execute(f"set role {role}")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("select * from jobs")
-    for call in ("select * from claim_jobs('x', 1, 60, null)", "select cancel_job(1)",
-                 "select trigger_job_worker()", "select manual_process_jobs(1)"):
+    for call in (
+        "select * from claim_jobs('x', 1, 60, null)",
+        "select cancel_job(1)",
+        "select trigger_job_worker()",
+        "select manual_process_jobs(1)",
+    ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(call)
 
@@ -281,9 +309,18 @@ def test_every_named_query_matches_the_schema(conn: Conn) -> None:
     from jobqueue.queries import queries
 
     params: dict[str, Any] = {
-        "worker": "w", "limit": 1, "lease_seconds": 1, "types": None, "outcomes": "[]",
-        "ids": [], "attempts": [], "file_id": "00000000-0000-0000-0000-000000000000",
-        "text": "", "metadata": "{}", "content_type": None, "size_bytes": None,
+        "worker": "w",
+        "limit": 1,
+        "lease_seconds": 1,
+        "types": None,
+        "outcomes": "[]",
+        "ids": [],
+        "attempts": [],
+        "file_id": "00000000-0000-0000-0000-000000000000",
+        "text": "",
+        "metadata": "{}",
+        "content_type": None,
+        "size_bytes": None,
     }
     for name, query in queries().items():
         conn.execute("explain " + query, params)  # a drifted query fails here, by name

@@ -40,6 +40,7 @@ def wait_for(predicate: Any, seconds: float, step: float = 0.05) -> float:
 
 # --- without pg_cron: every database ------------------------------------------------------
 
+
 def test_status_view_without_pg_cron(conn: Conn) -> None:
     insert_job(conn)
     conn.execute("update jobs set created_at = now() - interval '90 seconds'")
@@ -75,17 +76,28 @@ def test_manual_process_jobs_checks_n(conn: Conn) -> None:
 def test_settings_fallback_then_vault_first(conn: Conn) -> None:
     conn.execute("select set_job_worker_config('cron_tick_url', 'http://from-settings/')")
     conn.execute("select set_job_worker_config('cron_secret', 'settings-secret')")
-    lookup = "select job_worker_config('cron_tick_url') as url, job_worker_config('cron_secret') as s"
-    assert conn.execute(lookup).fetchone() == {"url": "http://from-settings/", "s": "settings-secret"}
-    assert conn.execute("select setting from pg_db_role_setting, unnest(setconfig) setting"
-                        " where setting like 'app.settings.cron_tick_url=%'").fetchone()
+    lookup = (
+        "select job_worker_config('cron_tick_url') as url, job_worker_config('cron_secret') as s"
+    )
+    assert conn.execute(lookup).fetchone() == {
+        "url": "http://from-settings/",
+        "s": "settings-secret",
+    }
+    assert conn.execute(
+        "select setting from pg_db_role_setting, unnest(setconfig) setting"
+        " where setting like 'app.settings.cron_tick_url=%'"
+    ).fetchone()
     row = status(conn)
     assert row["worker_configured"] is True and row["cron_secret_source"] == "settings"
     assert "settings-secret" not in str(row)
 
     pg_cron.install(conn.info.dsn, "vault_standin.sql")
-    assert conn.execute("select set_job_worker_config('cron_tick_url', 'http://from-vault/')"
-                        ).fetchone()["set_job_worker_config"] == "vault"
+    assert (
+        conn.execute(
+            "select set_job_worker_config('cron_tick_url', 'http://from-vault/')"
+        ).fetchone()["set_job_worker_config"]
+        == "vault"
+    )
     # Each value on its own: the URL now comes from Vault, the secret still from settings.
     assert conn.execute(lookup).fetchone() == {"url": "http://from-vault/", "s": "settings-secret"}
     conn.execute("select set_job_worker_config('cron_tick_url', 'http://from-vault-2/')")
@@ -114,6 +126,7 @@ def test_prune_removes_old_finished_jobs_only(conn: Conn) -> None:
 
 # --- with a real pg_cron ---------------------------------------------------------------------
 
+
 @pytest.fixture
 def cron_db(pg_server: str) -> str:
     dsn = pg_cron.require(pg_server)
@@ -127,32 +140,51 @@ def cron_db(pg_server: str) -> str:
 def functions(cron_db: str, tmp_path: Path) -> Iterator[tuple[Served, Served]]:
     worker_env = {"JOB_WORKER_SECRET": WORKER_SECRET, "DATABASE_URL": cron_db}
     with serve("worker_pull", worker_env, tmp_path) as worker:
-        cron_env = {"CRON_SECRET": CRON_SECRET, "JOB_WORKER_SECRET": WORKER_SECRET,
-                    "WORKER_PULL_URL": worker.url}
+        cron_env = {
+            "CRON_SECRET": CRON_SECRET,
+            "JOB_WORKER_SECRET": WORKER_SECRET,
+            "WORKER_PULL_URL": worker.url,
+        }
         with serve("cron_tick", cron_env, tmp_path) as cron:
             yield worker, cron
 
 
 def setup_config(cron_db: str, cron_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": cron_db, "CRON_TICK_URL": cron_url,
-           "CRON_SECRET": CRON_SECRET}
-    return subprocess.run(["bash", "scripts/setup-cron-config.sh"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "DATABASE_URL": cron_db,
+        "CRON_TICK_URL": cron_url,
+        "CRON_SECRET": CRON_SECRET,
+    }
+    return subprocess.run(
+        ["bash", "scripts/setup-cron-config.sh"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_migrations_schedule_the_worker_with_pg_cron(cron_db: str) -> None:
     with pg.connect(cron_db) as conn:
-        jobs = conn.execute("select jobname, schedule, command, active from cron.job"
-                            " order by jobname").fetchall()
+        jobs = conn.execute(
+            "select jobname, schedule, command, active from cron.job order by jobname"
+        ).fetchall()
         row = status(conn)
-    assert {"jobname": "process-queued-jobs", "schedule": "* * * * *",
-            "command": "SELECT trigger_job_worker();", "active": True} in jobs
+    assert {
+        "jobname": "process-queued-jobs",
+        "schedule": "* * * * *",
+        "command": "SELECT trigger_job_worker();",
+        "active": True,
+    } in jobs
     assert "prune-job-history" in [j["jobname"] for j in jobs]
     assert (row["cron_schedule"], row["cron_active"]) == ("* * * * *", True)
     apply_migrations(cron_db)  # idempotent with pg_cron too
     with pg.connect(cron_db) as conn:
-        count = conn.execute("select count(*) as n from cron.job"
-                             " where jobname = 'process-queued-jobs'").fetchone()["n"]
+        count = conn.execute(
+            "select count(*) as n from cron.job where jobname = 'process-queued-jobs'"
+        ).fetchone()["n"]
     assert count == 1
 
 
@@ -166,9 +198,13 @@ def test_setup_script_stores_configuration_and_never_prints_the_secret(
     assert "cron_secret stored in settings" in done.stdout and "worker_configured" in done.stdout
     again = setup_config(cron_db, cron.url)
     assert again.returncode == 0, again.stderr
-    missing = subprocess.run(["bash", "scripts/setup-cron-config.sh"], cwd=ROOT,
-                             env={"PATH": os.environ["PATH"], "DATABASE_URL": cron_db},
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        ["bash", "scripts/setup-cron-config.sh"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "DATABASE_URL": cron_db},
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "CRON_TICK_URL" in missing.stderr
 
 
@@ -182,8 +218,15 @@ def test_manual_process_jobs_drains_through_the_served_functions(
         ids = [insert_job(conn, "echo", {"n": n}) for n in range(3)]
         conn.execute("update job_worker_settings set delay_ms = 0")
         conn.execute("select manual_process_jobs(3)")
-        wait_for(lambda: conn.execute("select count(*) as n from jobs where id = any(%s)"
-                                      " and status = 'done'", (ids,)).fetchone()["n"] == 3, 20)
+        wait_for(
+            lambda: (
+                conn.execute(
+                    "select count(*) as n from jobs where id = any(%s) and status = 'done'", (ids,)
+                ).fetchone()["n"]
+                == 3
+            ),
+            20,
+        )
         response = conn.execute("select status_code from net._http_response").fetchone()
     assert response == {"status_code": 200}
 
@@ -196,8 +239,16 @@ def test_pg_cron_alone_takes_a_queued_job_to_done(
     with pg.connect(cron_db) as conn:
         job_id = insert_job(conn, "echo", {"from": "pg_cron"})
         # pg_cron 1.4 fires at the start of each minute: at most about 60 s from now.
-        wait_for(lambda: conn.execute("select status from jobs where id = %s", (job_id,)
-                                      ).fetchone()["status"] == "done", 90, step=0.5)
+        wait_for(
+            lambda: (
+                conn.execute("select status from jobs where id = %s", (job_id,)).fetchone()[
+                    "status"
+                ]
+                == "done"
+            ),
+            90,
+            step=0.5,
+        )
         wait_for(lambda: status(conn)["last_run_status"] == "succeeded", 10)
         row = status(conn)
     assert row["last_run_at"] is not None and row["done"] == 1 and row["queued"] == 0
@@ -213,7 +264,14 @@ def test_kick_starts_a_new_job_without_waiting_for_the_schedule(
         conn.execute("select cron.unschedule('process-queued-jobs')")
         conn.execute("select set_job_kick(true, 0)")
         job_id = insert_job(conn, "echo", {"kicked": True})
-        took = wait_for(lambda: conn.execute("select status from jobs where id = %s", (job_id,)
-                                             ).fetchone()["status"] == "done", 10)
+        took = wait_for(
+            lambda: (
+                conn.execute("select status from jobs where id = %s", (job_id,)).fetchone()[
+                    "status"
+                ]
+                == "done"
+            ),
+            10,
+        )
         assert status(conn)["kick_enabled"] is True
     assert took < 10

@@ -24,8 +24,9 @@ def env(db: str) -> dict[str, str]:
 
 
 def post(app: Any, body: Any, headers: dict[str, str] = HEADERS) -> Any:
-    return app.post("/", data=body if isinstance(body, (bytes, str)) else json.dumps(body),
-                    headers=headers)
+    return app.post(
+        "/", data=body if isinstance(body, (bytes, str)) else json.dumps(body), headers=headers
+    )
 
 
 def test_get_is_a_health_check_that_reveals_nothing(env: dict[str, str], monkeypatch: Any) -> None:
@@ -71,8 +72,9 @@ def test_configuration_is_checked_before_the_secret(monkeypatch: Any) -> None:
     assert response.status_code == 503
 
 
-@pytest.mark.parametrize("headers", [{}, {"x-job-worker-secret": "wrong"},
-                                     {"x-job-worker-secret": SECRET + "x"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"x-job-worker-secret": "wrong"}, {"x-job-worker-secret": SECRET + "x"}]
+)
 def test_missing_or_wrong_secret_is_401(
     env: dict[str, str], monkeypatch: Any, conn: Conn, headers: dict[str, str]
 ) -> None:
@@ -91,10 +93,22 @@ def test_body_over_one_mib_is_413(env: dict[str, str], monkeypatch: Any) -> None
 @pytest.mark.parametrize(
     "body",
     [
-        b"null", b"[]", b'"x"', b"{not json", b"3",
-        {"max_jobs": "5"}, {"max_jobs": 5.0}, {"max_jobs": True}, {"max_jobs": 0},
-        {"max_jobs": 101}, {"surprise": 1}, {"job_types": "echo"}, {"job_types": [1]},
-        {"time_budget_ms": 0}, {"time_budget_ms": 900_001}, {"time_budget_ms": "100"},
+        b"null",
+        b"[]",
+        b'"x"',
+        b"{not json",
+        b"3",
+        {"max_jobs": "5"},
+        {"max_jobs": 5.0},
+        {"max_jobs": True},
+        {"max_jobs": 0},
+        {"max_jobs": 101},
+        {"surprise": 1},
+        {"job_types": "echo"},
+        {"job_types": [1]},
+        {"time_budget_ms": 0},
+        {"time_budget_ms": 900_001},
+        {"time_budget_ms": "100"},
     ],
 )
 def test_bad_bodies_are_400_and_touch_nothing(
@@ -110,25 +124,41 @@ def test_bad_bodies_are_400_and_touch_nothing(
 
 
 def test_unreachable_database_is_503_and_claims_nothing(monkeypatch: Any) -> None:
-    env = {"JOB_WORKER_SECRET": SECRET,
-           "DATABASE_URL": f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/postgres"}
+    env = {
+        "JOB_WORKER_SECRET": SECRET,
+        "DATABASE_URL": f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/postgres",
+    }
     response = post(client("worker_pull", env, monkeypatch), {})
     assert response.status_code == 503
     body = response.get_json()
     assert body["error"] == "unavailable" and "hunter2" not in response.get_data(as_text=True)
 
 
-def _v1(method: str, body: str | None = None, headers: dict[str, str] | None = None,
-        b64: bool = False) -> dict[str, Any]:
-    return {"httpMethod": method, "path": "/", "headers": headers or {}, "body": body,
-            "isBase64Encoded": b64, "requestContext": {"stage": "prod"}}
+def _v1(
+    method: str, body: str | None = None, headers: dict[str, str] | None = None, b64: bool = False
+) -> dict[str, Any]:
+    return {
+        "httpMethod": method,
+        "path": "/",
+        "headers": headers or {},
+        "body": body,
+        "isBase64Encoded": b64,
+        "requestContext": {"stage": "prod"},
+    }
 
 
-def _v2(method: str, body: str | None = None, headers: dict[str, str] | None = None,
-        b64: bool = False) -> dict[str, Any]:
+def _v2(
+    method: str, body: str | None = None, headers: dict[str, str] | None = None, b64: bool = False
+) -> dict[str, Any]:
     # HTTP API v2 and Lambda Function URL events share this shape.
-    return {"version": "2.0", "rawPath": "/", "headers": headers or {}, "body": body,
-            "isBase64Encoded": b64, "requestContext": {"http": {"method": method, "path": "/"}}}
+    return {
+        "version": "2.0",
+        "rawPath": "/",
+        "headers": headers or {},
+        "body": body,
+        "isBase64Encoded": b64,
+        "requestContext": {"http": {"method": method, "path": "/"}},
+    }
 
 
 @pytest.mark.parametrize("event", [_v1, _v2])
@@ -139,7 +169,9 @@ def test_lambda_events_follow_the_same_rules(
     health = handler(event("GET"), None)
     assert health["statusCode"] == 200 and json.loads(health["body"])["status"] == "ok"
     assert handler(event("POST", "{}"), None)["statusCode"] == 401
-    assert handler(event("DELETE", None, {"X-Job-Worker-Secret": SECRET}), None)["statusCode"] == 405
+    assert (
+        handler(event("DELETE", None, {"X-Job-Worker-Secret": SECRET}), None)["statusCode"] == 405
+    )
     assert handler(event("POST", "[]", {"X-Job-Worker-Secret": SECRET}), None)["statusCode"] == 400
     job_id = insert_job(conn, "echo", {"via": "lambda"})
     body = base64.b64encode(b'{"max_jobs": 2}').decode()
@@ -160,7 +192,10 @@ def test_served_function_logs_one_json_line_per_job_and_no_secret(
     with serve("worker_pull", env, tmp_path) as served:
         response = httpx.post(served.url, json={"max_jobs": 5}, headers=HEADERS, timeout=30)
         assert response.status_code == 200 and response.json()["processed"] == 2
-        assert httpx.post(served.url, json={}, headers={"x-job-worker-secret": "bad"}).status_code == 401
+        assert (
+            httpx.post(served.url, json={}, headers={"x-job-worker-secret": "bad"}).status_code
+            == 401
+        )
         output = served.output()
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     jobs = [line for line in lines if line["message"] == "job finished"]

@@ -45,9 +45,10 @@ def apply_migrations(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
             "create table if not exists supabase_migrations.schema_migrations"
             " (version text primary key, statements text[], name text)"
         )
-        done = {row[0] for row in conn.execute(
-            "select version from supabase_migrations.schema_migrations"
-        )}
+        done = {
+            row[0]
+            for row in conn.execute("select version from supabase_migrations.schema_migrations")
+        }
         for migration in find_migrations(directory):
             if migration.version in done:
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
@@ -17,10 +18,16 @@ class StoredObject:
     content: bytes
 
 
+@cache
+def storage_for(supabase_url: str, service_role_key: str) -> Storage:
+    """One client (and its keep-alive connections) per project for the life of the instance."""
+    return Storage(supabase_url, service_role_key)
+
+
 class Storage:
     def __init__(self, supabase_url: str, service_role_key: str, timeout: int = 60) -> None:
         headers = {"apikey": service_role_key, "Authorization": f"Bearer {service_role_key}"}
-        base = supabase_url.rstrip("/") + "/storage/v1"
+        base = supabase_url.rstrip("/") + "/storage/v1/"
         self._client = SyncStorageClient(base, headers, timeout=timeout)
 
     def download(self, bucket: str, path: str) -> StoredObject:

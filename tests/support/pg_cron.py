@@ -16,7 +16,9 @@ SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 def require(server: str) -> str:
     """The pg_cron database's DSN, or skip (fail in CI) saying why it is not usable here."""
     with pg.connect(server) as conn:
-        preload = conn.execute("show shared_preload_libraries").fetchone()["shared_preload_libraries"]
+        preload = conn.execute("show shared_preload_libraries").fetchone()[
+            "shared_preload_libraries"
+        ]
         database = conn.execute(
             "select current_setting('cron.database_name', true) as d"
         ).fetchone()["d"]

@@ -35,8 +35,15 @@ def install(server: HTTPServer, dsn: str, api_key: str) -> str:
             return _json(200, _call(dsn, match.group("name"), args))
         except psycopg.Error as exc:
             diag = exc.diag
-            return _json(400, {"code": diag.sqlstate, "message": diag.message_primary,
-                               "details": diag.message_detail, "hint": diag.message_hint})
+            return _json(
+                400,
+                {
+                    "code": diag.sqlstate,
+                    "message": diag.message_primary,
+                    "details": diag.message_detail,
+                    "hint": diag.message_hint,
+                },
+            )
 
     server.expect_request(_RPC, method="POST").respond_with_handler(handle)
     return server.url_for("").rstrip("/")

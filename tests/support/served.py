@@ -38,13 +38,27 @@ def serve(function: str, env: dict[str, str], log_dir: Path) -> Iterator[Served]
     """Serves `function` on a free port with exactly `env` as its configuration."""
     port = free_port()
     command = [
-        sys.executable, "-m", "functions_framework",
-        "--source", str(ROOT / "functions" / function / "main.py"),
-        "--target", function, "--host", "127.0.0.1", "--port", str(port),
+        sys.executable,
+        "-m",
+        "functions_framework",
+        "--source",
+        str(ROOT / "functions" / function / "main.py"),
+        "--target",
+        function,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
     ]
     clean = {k: v for k, v in os.environ.items() if k not in env}
-    for name in ("JOB_WORKER_SECRET", "CRON_SECRET", "DATABASE_URL", "SUPABASE_URL",
-                 "SUPABASE_SERVICE_ROLE_KEY", "WORKER_PULL_URL"):
+    for name in (
+        "JOB_WORKER_SECRET",
+        "CRON_SECRET",
+        "DATABASE_URL",
+        "SUPABASE_URL",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "WORKER_PULL_URL",
+    ):
         clean.pop(name, None)
     log_path = log_dir / f"{function}-{port}.log"
     log = log_path.open("wb")

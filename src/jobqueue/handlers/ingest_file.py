@@ -6,7 +6,7 @@ import hashlib
 import mimetypes
 from typing import Any
 
-from jobqueue.storage import ObjectNotFound, Storage
+from jobqueue.storage import ObjectNotFound, storage_for
 from jobqueue.worker.context import JobContext
 from jobqueue.worker.registry import PermanentJobError, job_handler
 
@@ -26,7 +26,9 @@ def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
     if settings.supabase_url is None or settings.supabase_service_role_key is None:
         # A configuration fault, not the file's: retried, so fixing the deployment saves it.
         raise RuntimeError("SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are needed for Storage")
-    storage = Storage(str(settings.supabase_url), settings.supabase_service_role_key.get_secret_value())
+    storage = storage_for(
+        str(settings.supabase_url), settings.supabase_service_role_key.get_secret_value()
+    )
     try:
         content = storage.download(row["bucket"], row["path"]).content
     except ObjectNotFound as exc:

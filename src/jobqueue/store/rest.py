@@ -28,7 +28,9 @@ class RestStore:
         try:
             return self._client.rpc(function, params).execute().data
         except httpx.TransportError as exc:
-            raise ServiceUnavailable(f"Supabase REST is unreachable: {type(exc).__name__}") from None
+            raise ServiceUnavailable(
+                f"Supabase REST is unreachable: {type(exc).__name__}"
+            ) from None
         except APIError as exc:
             if str(exc.code or "").startswith(("5", "PGRST0")):
                 raise ServiceUnavailable(f"Supabase REST failed: {exc.message}") from None

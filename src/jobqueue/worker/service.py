@@ -173,8 +173,13 @@ class _Call:
         seconds = self.s._clock() - began
         self.s.observe(seconds)
         return Outcome(
-            outcome.job, outcome.ok, outcome.output, outcome.error, outcome.permanent,
-            outcome.retry_in_ms, duration_ms=seconds * 1000.0,
+            outcome.job,
+            outcome.ok,
+            outcome.output,
+            outcome.error,
+            outcome.permanent,
+            outcome.retry_in_ms,
+            duration_ms=seconds * 1000.0,
         )
 
     def give_back(self, jobs: Sequence[ClaimedJob]) -> None:

@@ -1,0 +1,129 @@
+"""The runbook's trigger scripts against really served functions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from tests.support.queue import Conn, insert_job, job
+from tests.support.served import ROOT, Served, free_port, serve
+
+WORKER_SECRET = "worker-secret-scripts"
+CRON_SECRET = "cron-secret-scripts"
+
+
+def run(script: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", f"scripts/{script}", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], **env},
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def served(db: str, tmp_path: Path) -> Iterator[tuple[Served, Served]]:
+    with serve(
+        "worker_pull", {"JOB_WORKER_SECRET": WORKER_SECRET, "DATABASE_URL": db}, tmp_path
+    ) as worker:
+        cron_env = {
+            "CRON_SECRET": CRON_SECRET,
+            "JOB_WORKER_SECRET": WORKER_SECRET,
+            "WORKER_PULL_URL": worker.url,
+        }
+        with serve("cron_tick", cron_env, tmp_path) as cron:
+            yield worker, cron
+
+
+def test_trigger_worker_processes_one_job(served: tuple[Served, Served], conn: Conn) -> None:
+    worker, _ = served
+    job_id = insert_job(conn, "echo", {"a": 1})
+    done = run(
+        "trigger-worker.sh", {"JOB_WORKER_SECRET": WORKER_SECRET, "WORKER_PULL_URL": worker.url}
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["jobs"][0]["id"] == job_id
+    assert job(conn, job_id)["status"] == "done"
+    assert WORKER_SECRET not in done.stdout + done.stderr
+
+
+def test_trigger_cron_runs_iterations(served: tuple[Served, Served], conn: Conn) -> None:
+    _, cron = served
+    for _ in range(3):
+        insert_job(conn)
+    done = run(
+        "trigger-cron.sh",
+        {
+            "CRON_SECRET": CRON_SECRET,
+            "CRON_TICK_URL": cron.url,
+            "SUPABASE_SERVICE_ROLE_KEY": "sent-as-bearer",
+        },
+        "5",
+        "0",
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["iterations"], summary["succeeded"], summary["stopped"]) == (
+        5,
+        3,
+        "queue_empty",
+    )
+
+
+@pytest.mark.parametrize(
+    ("script", "slug", "secret_header", "env"),
+    [
+        ("trigger-worker.sh", "worker-pull", "x-job-worker-secret", {"JOB_WORKER_SECRET": "w"}),
+        ("trigger-cron.sh", "cron-tick", "x-cron-secret", {"CRON_SECRET": "w"}),
+    ],
+)
+def test_supabase_url_layout_is_the_fallback(
+    httpserver: HTTPServer, script: str, slug: str, secret_header: str, env: dict[str, str]
+) -> None:
+    httpserver.expect_request(
+        f"/functions/v1/{slug}",
+        method="POST",
+        headers={secret_header: "w", "Authorization": "Bearer role-key"},
+    ).respond_with_json({"ok": True})
+    done = run(
+        script,
+        {**env, "SUPABASE_URL": httpserver.url_for("/"), "SUPABASE_SERVICE_ROLE_KEY": "role-key"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"ok": True}
+
+
+@pytest.mark.parametrize(
+    ("script", "env", "named"),
+    [
+        ("trigger-worker.sh", {"WORKER_PULL_URL": "http://127.0.0.1:9"}, "JOB_WORKER_SECRET"),
+        ("trigger-worker.sh", {"JOB_WORKER_SECRET": "x"}, "WORKER_PULL_URL"),
+        ("trigger-cron.sh", {"CRON_TICK_URL": "http://127.0.0.1:9"}, "CRON_SECRET"),
+        ("trigger-cron.sh", {"CRON_SECRET": "x"}, "CRON_TICK_URL"),
+    ],
+)
+def test_missing_variable_is_exit_2_naming_it(script: str, env: dict[str, str], named: str) -> None:
+    done = run(script, env)
+    assert done.returncode == 2 and named in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_non_2xx_answer_is_exit_1_with_the_answer_printed(served: tuple[Served, Served]) -> None:
+    _, cron = served
+    done = run("trigger-cron.sh", {"CRON_SECRET": "wrong", "CRON_TICK_URL": cron.url})
+    assert done.returncode == 1 and json.loads(done.stdout)["error"] == "unauthorized"
+
+
+def test_unreachable_function_is_exit_1() -> None:
+    done = run(
+        "trigger-worker.sh",
+        {"JOB_WORKER_SECRET": "x", "WORKER_PULL_URL": f"http://127.0.0.1:{free_port()}"},
+    )
+    assert done.returncode == 1
