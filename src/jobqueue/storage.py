@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+import httpx
 from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
 
@@ -28,7 +29,8 @@ class Storage:
     def __init__(self, supabase_url: str, service_role_key: str, timeout: int = 60) -> None:
         headers = {"apikey": service_role_key, "Authorization": f"Bearer {service_role_key}"}
         base = supabase_url.rstrip("/") + "/storage/v1/"
-        self._client = SyncStorageClient(base, headers, timeout=timeout)
+        http = httpx.Client(timeout=timeout, follow_redirects=True)
+        self._client = SyncStorageClient(base, headers, http_client=http)
 
     def download(self, bucket: str, path: str) -> StoredObject:
         try:
