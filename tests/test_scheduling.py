@@ -217,7 +217,7 @@ def test_manual_process_jobs_drains_through_the_served_functions(
         conn.execute("select cron.unschedule('process-queued-jobs')")
         ids = [insert_job(conn, "echo", {"n": n}) for n in range(3)]
         conn.execute("update job_worker_settings set delay_ms = 0")
-        conn.execute("select manual_process_jobs(3)")
+        request_id = conn.execute("select manual_process_jobs(3) as id").fetchone()["id"]
         wait_for(
             lambda: (
                 conn.execute(
@@ -227,7 +227,18 @@ def test_manual_process_jobs_drains_through_the_served_functions(
             ),
             20,
         )
-        response = conn.execute("select status_code from net._http_response").fetchone()
+        wait_for(
+            lambda: (
+                conn.execute(
+                    "select count(*) as n from net._http_response where id = %s", (request_id,)
+                ).fetchone()["n"]
+                == 1
+            ),
+            20,
+        )
+        response = conn.execute(
+            "select status_code from net._http_response where id = %s", (request_id,)
+        ).fetchone()
     assert response == {"status_code": 200}
 
 

@@ -49,9 +49,13 @@ for _ in range(3000):
     if state == "aborted":
         sys.exit(0)
     time.sleep(0.01)
-req = json.loads(psql(
+found = psql(
     "select json_build_object('url', url, 'headers', headers, 'body', body,"
-    f" 'timeout', timeout_milliseconds) from net.http_request_queue where id = {int(rid)};"))
+    f" 'timeout', timeout_milliseconds) from net.http_request_queue where id = {int(rid)}"
+    f" and txid = '{txid}'::xid8;")
+if not found:
+    sys.exit(0)  # the queue was reset since: this request no longer exists
+req = json.loads(found)
 status = content = error = None
 try:
     request = urllib.request.Request(req["url"], data=json.dumps(req["body"]).encode(),
