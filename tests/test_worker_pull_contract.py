@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,28 @@ def test_served_function_logs_one_json_line_per_job_and_no_secret(
     assert [(j["outcome"], j["attempt"]) for j in jobs] == [("done", 1), ("queued", 1)]
     assert all({"job_id", "type", "duration_ms", "severity"} <= set(j) for j in jobs)
     assert SECRET not in output and "customer-data-xyz" not in output
+
+
+def test_concurrent_calls_to_one_served_instance_share_nothing_but_the_queue(
+    db: str, conn: Conn, tmp_path: Path
+) -> None:
+    conn.execute("insert into jobs (type) select 'echo' from generate_series(1, 400)")
+    env = {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": db}
+    with serve("worker_pull", env, tmp_path) as served:
+
+        def drain(_: int) -> list[int]:
+            ids: list[int] = []
+            with httpx.Client(base_url=served.url, headers=HEADERS, timeout=30) as http:
+                while True:
+                    answer = http.post("/", json={"max_jobs": 20}).json()
+                    ids += [j["id"] for j in answer["jobs"] if j["status"] == "done"]
+                    if answer["queue_empty"]:
+                        return ids
+
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(drain, range(4)))
+    every = [job_id for ids in results for job_id in ids]
+    assert len(every) == 400 and len(set(every)) == 400
+    assert (
+        conn.execute("select count(*) as n from jobs where status = 'done'").fetchone()["n"] == 400
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from jobqueue import settings as settings_module
@@ -29,9 +30,14 @@ def open_store(settings: WorkerSettings) -> QueueStore:
 
 
 class WorkerApp:
+    """Settings once per instance; a service (its own connection and handler thread) per
+    serving thread, since functions-framework's gunicorn serves requests on several threads."""
+
     def __init__(self) -> None:
         self._settings: WorkerSettings | None = None
-        self._service: WorkerService | None = None
+        self._local = threading.local()
+        self._services: list[WorkerService] = []
+        self._lock = threading.Lock()
         self.endpoint: Endpoint[WorkerSettings, PullRequest] = Endpoint(
             name="worker_pull",
             secret_header="x-job-worker-secret",
@@ -47,15 +53,21 @@ class WorkerApp:
         return self._settings
 
     def serve(self, settings: WorkerSettings, request: PullRequest) -> dict[str, Any]:
-        if self._service is None:
+        service: WorkerService | None = getattr(self._local, "service", None)
+        if service is None:
             from jobqueue.handlers import load_handlers
 
             load_handlers()
-            self._service = WorkerService(open_store(settings), registry, settings)
-        return self._service.pull(request)
+            service = WorkerService(open_store(settings), registry, settings)
+            self._local.service = service
+            with self._lock:
+                self._services.append(service)
+        return service.pull(request)
 
     def close(self) -> None:
-        """Releases the warm connection (tests, local runs); a deployed instance never calls it."""
-        if self._service is not None:
-            self._service.close()
-            self._service = None
+        """Releases warm connections (tests, local runs); a deployed instance never calls it."""
+        with self._lock:
+            services, self._services = self._services, []
+        for service in services:
+            service.close()
+        self._local = threading.local()
