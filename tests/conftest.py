@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +9,7 @@ import psycopg
 import pytest
 
 from jobqueue.migrate import apply_migrations
+from jobqueue.serving import CONFIG_VARIABLES
 from tests.support import pg
 
 
@@ -53,17 +53,5 @@ def _close_function_state() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests set the variables they mean; none leak in from the developer's shell."""
-    for name in list(os.environ):
-        if name.upper() in {
-            "JOB_WORKER_SECRET",
-            "CRON_SECRET",
-            "WORKER_PULL_URL",
-            "SUPABASE_URL",
-            "SUPABASE_SERVICE_ROLE_KEY",
-            "JOB_LEASE_SECONDS",
-            "CRON_TICK_BUDGET_SECONDS",
-            "WORKER_PULL_TIMEOUT_SECONDS",
-            "WORKER_PULL_TIME_BUDGET_SECONDS",
-            "JOB_HANDLER_TIMEOUT_SECONDS",
-        }:
-            monkeypatch.delenv(name)
+    for name in CONFIG_VARIABLES - {"DATABASE_URL"}:
+        monkeypatch.delenv(name, raising=False)

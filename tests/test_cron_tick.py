@@ -12,8 +12,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from jobqueue.serving import free_port
 from tests.support.functions import client, load_module
-from tests.support.served import free_port
 
 CRON_SECRET = "cron-secret-abcdef"
 WORKER_SECRET = "worker-secret-123456"

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from jobqueue.migrate import apply_migrations
+from jobqueue.serving import ROOT, Served, serve
 from tests.support import pg, pg_cron
 from tests.support.queue import Conn, insert_job
-from tests.support.served import ROOT, Served, serve
 
 CRON_SECRET = "cron-secret-from-test"
 WORKER_SECRET = "worker-secret-from-test"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from jobqueue.serving import ROOT, Served, free_port, serve
 from tests.support.queue import Conn, insert_job, job
-from tests.support.served import ROOT, Served, free_port, serve
 
 WORKER_SECRET = "worker-secret-scripts"
 CRON_SECRET = "cron-secret-scripts"

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from jobqueue.serving import free_port, serve
 from tests.support.functions import client, load_module
 from tests.support.queue import Conn, insert_job, job
-from tests.support.served import free_port, serve
 
 SECRET = "worker-secret-value-1234"
 HEADERS = {"x-job-worker-secret": SECRET}

@@ -9,6 +9,8 @@ from typing import Any
 import functions_framework
 import pytest
 
+from jobqueue.serving import CONFIG_VARIABLES
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -17,8 +19,7 @@ def client(function: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) 
 
     The module's warm state (connections, HTTP client) is closed when the test ends.
     """
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    _configure(env, monkeypatch)
     source = ROOT / "functions" / function / "main.py"
     flask_app = functions_framework.create_app(function, str(source))
     _opened.append(sys.modules["main"].app)
@@ -37,8 +38,7 @@ def load_module(function: str, env: dict[str, str], monkeypatch: pytest.MonkeyPa
     """The function's main module, loaded afresh (for its lambda_handler)."""
     import importlib.util
 
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    _configure(env, monkeypatch)
     spec = importlib.util.spec_from_file_location(
         f"{function}_main_under_test", ROOT / "functions" / function / "main.py"
     )
@@ -47,3 +47,11 @@ def load_module(function: str, env: dict[str, str], monkeypatch: pytest.MonkeyPa
     spec.loader.exec_module(module)
     _opened.append(module.app)
     return module
+
+
+def _configure(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exactly `env`: nothing from the developer's shell (a DATABASE_URL, say) leaks in."""
+    for name in CONFIG_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)

@@ -1,4 +1,7 @@
-"""Serves a function with the real functions-framework CLI, as a deployment would."""
+"""Serves a function with the real functions-framework CLI, as a deployment would.
+
+Used by the tests, the benchmarks and local runs: one process per function, on a free port.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (editable install)
 
 
 def free_port() -> int:
@@ -23,10 +26,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Configuration the functions read: never inherited, so a served function gets exactly `env`.
+CONFIG_VARIABLES = frozenset(
+    {
+        "JOB_WORKER_SECRET",
+        "CRON_SECRET",
+        "DATABASE_URL",
+        "SUPABASE_URL",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "WORKER_PULL_URL",
+        "JOB_LEASE_SECONDS",
+        "WORKER_PULL_TIMEOUT_SECONDS",
+        "CRON_TICK_BUDGET_SECONDS",
+        "WORKER_PULL_TIME_BUDGET_SECONDS",
+        "JOB_HANDLER_TIMEOUT_SECONDS",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Served:
     url: str
     log: Path
+    pid: int
 
     def output(self) -> str:
         """Everything the function wrote to stdout and stderr so far."""
@@ -50,20 +72,11 @@ def serve(function: str, env: dict[str, str], log_dir: Path) -> Iterator[Served]
         "--port",
         str(port),
     ]
-    clean = {k: v for k, v in os.environ.items() if k not in env}
-    for name in (
-        "JOB_WORKER_SECRET",
-        "CRON_SECRET",
-        "DATABASE_URL",
-        "SUPABASE_URL",
-        "SUPABASE_SERVICE_ROLE_KEY",
-        "WORKER_PULL_URL",
-    ):
-        clean.pop(name, None)
+    inherited = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
     log_path = log_dir / f"{function}-{port}.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        command, cwd=ROOT, env={**clean, **env}, stdout=log, stderr=subprocess.STDOUT
+        command, cwd=ROOT, env={**inherited, **env}, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -77,7 +90,7 @@ def serve(function: str, env: dict[str, str], log_dir: Path) -> Iterator[Served]
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{function} did not start")
             time.sleep(0.05)
-        yield Served(url, log_path)
+        yield Served(url, log_path, process.pid)
     finally:
         process.terminate()
         process.wait(10)
