@@ -43,9 +43,7 @@ def scratch_database(migrate: bool = True) -> Iterator[str]:
 def enqueue_noops(dsn: str, count: int, type: str = "echo") -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("truncate jobs, job_attempts")
-        conn.execute(
-            "insert into jobs (type) select %s from generate_series(1, %s)", (type, count)
-        )
+        conn.execute("insert into jobs (type) select %s from generate_series(1, %s)", (type, count))
         conn.execute("vacuum analyze jobs")
 
 
@@ -70,5 +68,7 @@ def machine() -> str:
         version = conn.execute("show server_version").fetchone()
         fsync = conn.execute("show fsync").fetchone()
     cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return (f"{platform.node()}: {cpu} cores, Python {platform.python_version()}, "
-            f"PostgreSQL {version[0] if version else '?'} (fsync {fsync[0] if fsync else '?'})")
+    return (
+        f"{platform.node()}: {cpu} cores, Python {platform.python_version()}, "
+        f"PostgreSQL {version[0] if version else '?'} (fsync {fsync[0] if fsync else '?'})"
+    )

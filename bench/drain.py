@@ -53,8 +53,11 @@ def main() -> None:
                 seconds = timed(lambda c=callers: drain_with_callers(worker.url, c, 100))
                 assert count_done(dsn) == n
                 results[label] = n / seconds
-            cron_env = {"CRON_SECRET": SECRET, "JOB_WORKER_SECRET": SECRET,
-                        "WORKER_PULL_URL": worker.url}
+            cron_env = {
+                "CRON_SECRET": SECRET,
+                "JOB_WORKER_SECRET": SECRET,
+                "WORKER_PULL_URL": worker.url,
+            }
             with serve("cron_tick", cron_env, Path(logs)) as cron:
                 enqueue_noops(dsn, n)
                 seconds = timed(lambda: drain_with_cron(cron.url))

@@ -1,18 +1,20 @@
-"""cron_tick as an endpoint, plus the direct (IAM-authorised) Lambda invocation."""
+"""cron_tick as an endpoint, plus the direct (IAM-authorised) Lambda invocation.
+
+Imports of pydantic, pydantic-settings and httpx wait for the first request: cron_tick is on the
+cold-start path every minute, and a module that imports fast keeps that cheap.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from jobqueue import settings as settings_module
-from jobqueue.cron.models import TickRequest
-from jobqueue.cron.service import CronService
 from jobqueue.errors import NotConfigured
 from jobqueue.http.core import BadRequest, Endpoint
-from jobqueue.settings import CronSettings
-from jobqueue.validation import parse_body
+
+if TYPE_CHECKING:
+    from jobqueue.cron.models import TickRequest
+    from jobqueue.cron.service import CronService
+    from jobqueue.settings import CronSettings
 
 
 class CronApp:
@@ -24,13 +26,15 @@ class CronApp:
             secret_header="x-cron-secret",
             load_settings=self.settings,
             secret_of=_cron_secret,
-            parse=lambda data: parse_body(TickRequest, data),
+            parse=_parse,
             serve=self.serve,
         )
 
     def base_settings(self) -> CronSettings:
         if self._settings is None:
-            self._settings = settings_module.load(CronSettings)
+            from jobqueue import settings
+
+            self._settings = settings.load(settings.CronSettings)
         return self._settings
 
     def settings(self) -> CronSettings:
@@ -42,6 +46,10 @@ class CronApp:
 
     def serve(self, settings: CronSettings, request: TickRequest) -> dict[str, Any]:
         if self._service is None:
+            import httpx
+
+            from jobqueue.cron.service import CronService
+
             # One client per warm instance: keep-alive connections to worker_pull across ticks.
             limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
             self._service = CronService(settings, httpx.Client(limits=limits))
@@ -61,10 +69,17 @@ class CronApp:
         if not isinstance(body, dict):
             return {"error": "bad_request", "message": "the event's input must be a JSON object"}
         try:
-            request = parse_body(TickRequest, body)
+            request = _parse(body)
         except BadRequest as exc:
             return {"error": "bad_request", "message": str(exc)}
         return self.endpoint.run(settings, request).body
+
+
+def _parse(data: dict[str, Any]) -> TickRequest:
+    from jobqueue.cron.models import TickRequest
+    from jobqueue.validation import parse_body
+
+    return parse_body(TickRequest, data)
 
 
 def _cron_secret(settings: CronSettings) -> str:

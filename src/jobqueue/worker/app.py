@@ -1,18 +1,21 @@
-"""worker_pull as an endpoint: settings, store and service built once per warm instance."""
+"""worker_pull as an endpoint: settings, store and service built once per warm instance.
+
+Everything heavy (pydantic, the database driver, handlers) is imported at the first request,
+so a new instance's module import stays fast.
+"""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jobqueue import settings as settings_module
 from jobqueue.http.core import Endpoint
-from jobqueue.settings import WorkerSettings
-from jobqueue.store.base import QueueStore
-from jobqueue.validation import parse_body
-from jobqueue.worker.models import PullRequest
-from jobqueue.worker.registry import registry
-from jobqueue.worker.service import WorkerService
+
+if TYPE_CHECKING:
+    from jobqueue.settings import WorkerSettings
+    from jobqueue.store.base import QueueStore
+    from jobqueue.worker.models import PullRequest
+    from jobqueue.worker.service import WorkerService
 
 
 def open_store(settings: WorkerSettings) -> QueueStore:
@@ -43,19 +46,23 @@ class WorkerApp:
             secret_header="x-job-worker-secret",
             load_settings=self.settings,
             secret_of=lambda s: s.job_worker_secret.get_secret_value(),
-            parse=lambda data: parse_body(PullRequest, data),
+            parse=_parse,
             serve=self.serve,
         )
 
     def settings(self) -> WorkerSettings:
         if self._settings is None:
-            self._settings = settings_module.load(WorkerSettings)
+            from jobqueue import settings
+
+            self._settings = settings.load(settings.WorkerSettings)
         return self._settings
 
     def serve(self, settings: WorkerSettings, request: PullRequest) -> dict[str, Any]:
         service: WorkerService | None = getattr(self._local, "service", None)
         if service is None:
             from jobqueue.handlers import load_handlers
+            from jobqueue.worker.registry import registry
+            from jobqueue.worker.service import WorkerService
 
             load_handlers()
             service = WorkerService(open_store(settings), registry, settings)
@@ -71,3 +78,10 @@ class WorkerApp:
         for service in services:
             service.close()
         self._local = threading.local()
+
+
+def _parse(data: dict[str, Any]) -> PullRequest:
+    from jobqueue.validation import parse_body
+    from jobqueue.worker.models import PullRequest
+
+    return parse_body(PullRequest, data)

@@ -1,0 +1,54 @@
+"""claim latency vs table size: one claim_jobs(100) with 10k, 100k and 1M rows in jobs, nearly
+all of them done (as a queue looks after months), 1,000 queued. Each claim runs in a
+transaction that is rolled back, so every sample sees the same table.
+
+    python bench/claim_latency.py
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from _common import machine, median, scratch_database
+
+QUEUED = 1_000
+SAMPLES = 300
+
+
+def fill(conn: psycopg.Connection, rows: int) -> None:
+    conn.execute("truncate jobs, job_attempts")
+    conn.execute(
+        "insert into jobs (type, status, attempts, finished_at, output)"
+        " select 'echo', 'done', 1, now(), '{}' from generate_series(1, %s)",
+        (rows - QUEUED,),
+    )
+    conn.execute("insert into jobs (type) select 'echo' from generate_series(1, %s)", (QUEUED,))
+    conn.execute("vacuum analyze jobs")
+
+
+def claim_ms(conn: psycopg.Connection) -> float:
+    samples = []
+    for sample in range(SAMPLES + 50):
+        started = time.perf_counter()
+        with conn.transaction(force_rollback=True):
+            conn.execute("select * from claim_jobs('bench', 100, 300, null)").fetchall()
+        if sample >= 50:  # the first 50 warm the cache and the plan
+            samples.append((time.perf_counter() - started) * 1000)
+    return median(samples)
+
+
+def main() -> None:
+    print(machine())
+    results = {}
+    with scratch_database() as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+        for rows in (10_000, 100_000, 1_000_000):
+            fill(conn, rows)
+            results[rows] = claim_ms(conn)
+            print(f"claim of 100 with {rows:>9,} rows in jobs: {results[rows]:7.3f} ms (median)")
+    print(f"ratio 1M / 10k: {results[1_000_000] / results[10_000]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
