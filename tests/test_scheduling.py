@@ -188,6 +188,16 @@ def test_migrations_schedule_the_worker_with_pg_cron(cron_db: str) -> None:
     assert count == 1
 
 
+def test_psql_applies_the_migrations_twice_with_pg_cron(pg_server: str) -> None:
+    dsn = pg_cron.require(pg_server)
+    pg_cron.reset(dsn)
+    pg.psql_apply(dsn)
+    pg.psql_apply(dsn)
+    with pg.connect(dsn) as conn:
+        names = conn.execute("select jobname from cron.job order by jobname").fetchall()
+    assert [n["jobname"] for n in names] == ["process-queued-jobs", "prune-job-history"]
+
+
 def test_setup_script_stores_configuration_and_never_prints_the_secret(
     cron_db: str, functions: tuple[Served, Served]
 ) -> None:

@@ -67,3 +67,18 @@ def connect(dsn: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
 
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
         yield conn
+
+
+def psql_apply(dsn: str) -> None:
+    """Every migration in file-name order, as `psql -v ON_ERROR_STOP=1 -f` (the contract's way)."""
+    import subprocess
+
+    from jobqueue.migrate import find_migrations
+
+    for migration in find_migrations():
+        subprocess.run(
+            ["psql", dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(migration.path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
