@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -336,3 +337,46 @@ def test_direct_invocation_without_configuration_says_what_is_missing(monkeypatc
     handler = load_module("cron_tick", {}, monkeypatch).lambda_handler
     answer = handler({"source": "aws.events", "detail": {}}, None)
     assert answer["error"] == "not_configured" and "WORKER_PULL_URL" in answer["message"]
+
+
+def test_a_connection_closed_without_an_answer_is_retried_once(
+    env: dict[str, str], monkeypatch: Any
+) -> None:
+    """A kept-alive connection the server times out as it is reused: the tick must not lose
+    the call. Here a raw server closes the first connection without answering."""
+    answer = json.dumps({"processed": 1, "jobs": [{"status": "done"}], "queue_empty": True})
+    listener = socket.create_server(("127.0.0.1", 0))
+    served: list[str] = []
+
+    def run() -> None:
+        for index in range(2):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                served.append("closed" if index == 0 else "answered")
+                if index == 1:
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        + f"Content-Length: {len(answer)}\r\nConnection: close\r\n\r\n".encode()
+                        + answer.encode()
+                    )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    port = listener.getsockname()[1]
+    settings = {**env, "WORKER_PULL_URL": f"http://127.0.0.1:{port}/"}
+    summary = tick(settings, monkeypatch, {"iterations": 1}).get_json()
+    thread.join(5)
+    listener.close()
+    assert served == ["closed", "answered"]
+    assert (summary["calls"], summary["errors"], summary["processed"]) == (1, 0, 1)
+
+
+def test_one_json_log_line_per_tick_without_secrets(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tick(env, monkeypatch, {"iterations": 2, "delay": 0})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ticks = [line for line in lines if line["message"] == "cron tick finished"]
+    assert len(ticks) == 1 and ticks[0]["calls"] == 2 and ticks[0]["stopped"] == "iterations"
+    assert CRON_SECRET not in json.dumps(lines) and WORKER_SECRET not in json.dumps(lines)

@@ -141,3 +141,17 @@ def test_batch_claims_in_few_statements_and_reports_every_job(post: Post, conn: 
     assert body["processed"] == 50 and all(j["status"] == "done" for j in body["jobs"])
     claims = conn.execute("select count(distinct started_at) as n from jobs where status = 'done'")
     assert claims.fetchone()["n"] <= 4
+
+
+def test_warm_instance_reuses_its_connection(
+    db: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = client("worker_pull", {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": db}, monkeypatch)
+    for _ in range(5):
+        insert_job(conn)
+        assert app.post("/", json={}, headers=HEADERS).get_json()["processed"] == 1
+    sessions = conn.execute(
+        "select count(*) as n from pg_stat_activity where application_name = 'jobqueue'"
+        " and datname = current_database()"
+    ).fetchone()
+    assert sessions["n"] == 1

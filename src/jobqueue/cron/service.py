@@ -100,14 +100,7 @@ class CronService:
 
     def _call(self, body: dict[str, Any]) -> CallResult:
         try:
-            response = self._client.post(
-                str(self._settings.worker_pull_url),
-                json=body,
-                headers={
-                    "x-job-worker-secret": self._settings.job_worker_secret.get_secret_value()
-                },
-                timeout=self._settings.worker_pull_timeout_seconds,
-            )
+            response = self._post(body)
         except httpx.TimeoutException:
             return self._failed("worker_pull timed out")
         except httpx.HTTPError as exc:
@@ -127,6 +120,21 @@ class CronService:
             )
         except (ValueError, AttributeError, TypeError):
             return self._failed("worker_pull answered something that is not its JSON summary")
+
+    def _post(self, body: dict[str, Any]) -> httpx.Response:
+        """One POST; sent again once if the connection closed before any answer came back.
+
+        That is what a kept-alive connection looks like when the server timed it out just as
+        it was reused: the request never ran. Were it to have run, a second call only
+        processes more jobs, which leases and fencing make safe.
+        """
+        headers = {"x-job-worker-secret": self._settings.job_worker_secret.get_secret_value()}
+        url = str(self._settings.worker_pull_url)
+        timeout = self._settings.worker_pull_timeout_seconds
+        try:
+            return self._client.post(url, json=body, headers=headers, timeout=timeout)
+        except httpx.RemoteProtocolError:
+            return self._client.post(url, json=body, headers=headers, timeout=timeout)
 
     def _failed(self, problem: str) -> CallResult:
         log_event("WARNING", "worker_pull call failed", problem=problem)
