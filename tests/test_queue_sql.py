@@ -309,18 +309,18 @@ def test_every_named_query_matches_the_schema(conn: Conn) -> None:
     from jobqueue.queries import queries
 
     params: dict[str, Any] = {
-        "worker": "w",
-        "limit": 1,
-        "lease_seconds": 1,
-        "types": None,
-        "outcomes": "[]",
-        "ids": [],
-        "attempts": [],
-        "file_id": "00000000-0000-0000-0000-000000000000",
-        "text": "",
-        "metadata": "{}",
-        "content_type": None,
-        "size_bytes": None,
+        "p_worker": "w",
+        "p_limit": 1,
+        "p_lease_seconds": 1,
+        "p_types": None,
+        "p_outcomes": "[]",
+        "p_ids": [],
+        "p_attempts": [],
+        "p_file_id": "00000000-0000-0000-0000-000000000000",
+        "p_text": "",
+        "p_metadata": "{}",
+        "p_content_type": None,
+        "p_size_bytes": None,
     }
     for name, query in queries().items():
         conn.execute("explain " + query, params)  # a drifted query fails here, by name

@@ -481,13 +481,16 @@ create trigger jobs_sync_ingest_file_status
 
 -- What the ingest_file handler reads and writes, callable over PostgREST as well as psycopg.
 create or replace function public.get_ingest_file(p_file_id uuid)
-returns setof public.ingest_files
+returns table (
+  id uuid, bucket text, path text, status text, content_type text, size_bytes bigint
+)
 language sql
 stable
 security definer
 set search_path = ''
 as $$
-  select * from public.ingest_files where id = p_file_id;
+  select f.id, f.bucket, f.path, f.status, f.content_type, f.size_bytes
+  from public.ingest_files f where f.id = p_file_id;
 $$;
 
 create or replace function public.mark_ingest_file_processed(

@@ -1,24 +1,26 @@
--- Every query the Python side runs, one named block each. Each calls a SQL function from
--- supabase/migrations/: the queue's rules live there, never here.
+-- Every query the Python side runs, one named block each, named after the SQL function it
+-- calls (supabase/migrations/): the queue's rules live there, never here. Parameters carry the
+-- functions' own argument names, so PostgREST's /rpc takes the very same ones; a scalar result
+-- is returned as `value`.
 
 -- name: claim_jobs
 select id, type, input, attempts, max_attempts
-from public.claim_jobs(%(worker)s, %(limit)s, %(lease_seconds)s, %(types)s);
+from public.claim_jobs(%(p_worker)s, %(p_limit)s, %(p_lease_seconds)s, %(p_types)s);
 
 -- name: finish_jobs
 select id, status, attempts, error, accepted
-from public.finish_jobs(%(outcomes)s, %(worker)s);
+from public.finish_jobs(%(p_outcomes)s, %(p_worker)s);
 
 -- name: extend_job_leases
-select id from public.extend_job_leases(%(ids)s, %(attempts)s, %(lease_seconds)s) as id;
+select value from public.extend_job_leases(%(p_ids)s, %(p_attempts)s, %(p_lease_seconds)s) value;
 
 -- name: release_jobs
-select id from public.release_jobs(%(ids)s, %(attempts)s) as id;
+select value from public.release_jobs(%(p_ids)s, %(p_attempts)s) value;
 
 -- name: get_ingest_file
 select id::text, bucket, path, status, content_type, size_bytes
-from public.get_ingest_file(%(file_id)s);
+from public.get_ingest_file(%(p_file_id)s);
 
 -- name: mark_ingest_file_processed
 select public.mark_ingest_file_processed(
-  %(file_id)s, %(text)s, %(metadata)s, %(content_type)s, %(size_bytes)s) as updated;
+  %(p_file_id)s, %(p_text)s, %(p_metadata)s, %(p_content_type)s, %(p_size_bytes)s) as value;

@@ -1,14 +1,16 @@
 """What every store offers: one method per SQL function, returning plain frozen records.
 
-Two stores implement it (psycopg for ``DATABASE_URL``, PostgREST for Supabase REST); neither holds
-queue logic, which lives in the SQL functions alone.
+The methods are written once, here, in terms of :meth:`QueueStore.call`; the two stores
+(psycopg for ``DATABASE_URL``, PostgREST for Supabase REST) only carry a call to the database
+and back. Neither holds queue logic, which lives in the SQL functions alone.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -75,18 +77,56 @@ class Finished:
         )
 
 
-class QueueStore(Protocol):
+@dataclass(frozen=True)
+class Json:
+    """Marks an argument the SQL function takes as ``jsonb`` (a list would otherwise be an
+    array)."""
+
+    value: Any
+
+
+class QueueStore(ABC):
+    @abstractmethod
+    def call(self, function: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Calls ``public.<function>`` with named arguments; returns its rows, a scalar result
+        as ``[{"value": ...}]``. Raises ``ServiceUnavailable`` when the database is out of
+        reach."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
     def claim(
         self, worker: str, limit: int, lease_seconds: int, types: Sequence[str] | None
-    ) -> list[ClaimedJob]: ...
+    ) -> list[ClaimedJob]:
+        rows = self.call(
+            "claim_jobs",
+            {
+                "p_worker": worker,
+                "p_limit": limit,
+                "p_lease_seconds": lease_seconds,
+                "p_types": list(types) if types is not None else None,
+            },
+        )
+        return [ClaimedJob.from_row(row) for row in rows]
 
-    def finish(self, outcomes: Sequence[Outcome], worker: str) -> list[Finished]: ...
+    def finish(self, outcomes: Sequence[Outcome], worker: str) -> list[Finished]:
+        rows = self.call(
+            "finish_jobs",
+            {"p_outcomes": Json([outcome.as_json() for outcome in outcomes]), "p_worker": worker},
+        )
+        return [Finished.from_row(row) for row in rows]
 
-    def extend_leases(self, jobs: Sequence[ClaimedJob], lease_seconds: int) -> set[int]: ...
+    def extend_leases(self, jobs: Sequence[ClaimedJob], lease_seconds: int) -> set[int]:
+        """The ids among ``jobs`` this worker still holds, now leased anew."""
+        args = _held(jobs) | {"p_lease_seconds": lease_seconds}
+        return {int(row["value"]) for row in self.call("extend_job_leases", args)}
 
-    def release(self, jobs: Sequence[ClaimedJob]) -> set[int]: ...
+    def release(self, jobs: Sequence[ClaimedJob]) -> set[int]:
+        return {int(row["value"]) for row in self.call("release_jobs", _held(jobs))}
 
-    def get_ingest_file(self, file_id: str) -> dict[str, Any] | None: ...
+    def get_ingest_file(self, file_id: str) -> dict[str, Any] | None:
+        rows = self.call("get_ingest_file", {"p_file_id": file_id})
+        return rows[0] if rows else None
 
     def mark_ingest_file_processed(
         self,
@@ -95,6 +135,19 @@ class QueueStore(Protocol):
         metadata: dict[str, Any],
         content_type: str | None,
         size_bytes: int | None,
-    ) -> bool: ...
+    ) -> bool:
+        rows = self.call(
+            "mark_ingest_file_processed",
+            {
+                "p_file_id": file_id,
+                "p_text": text,
+                "p_metadata": Json(metadata),
+                "p_content_type": content_type,
+                "p_size_bytes": size_bytes,
+            },
+        )
+        return bool(rows and rows[0]["value"])
 
-    def close(self) -> None: ...
+
+def _held(jobs: Sequence[ClaimedJob]) -> dict[str, Any]:
+    return {"p_ids": [job.id for job in jobs], "p_attempts": [job.attempt for job in jobs]}
