@@ -32,26 +32,37 @@ create policy job_worker_settings_service_role_all on public.job_worker_settings
 revoke all on public.job_worker_settings from anon, authenticated;
 grant select, update on public.job_worker_settings to service_role;
 
--- Vault first, then app.settings.*; null when neither holds it.
-create or replace function public.job_worker_config(p_name text)
-returns text
+-- Vault first, then app.settings.*: the value and where it came from ('vault' or 'settings'),
+-- both null when neither holds it.
+create or replace function public.job_worker_config_lookup(
+  p_name text, out value text, out source text
+)
 language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-declare
-  v_value text;
 begin
   if to_regclass('vault.decrypted_secrets') is not null then
     execute 'select decrypted_secret from vault.decrypted_secrets where name = $1 limit 1'
-      into v_value using p_name;
+      into value using p_name;
+    source := case when coalesce(value, '') <> '' then 'vault' end;
   end if;
-  if v_value is null or v_value = '' then
-    v_value := nullif(current_setting('app.settings.' || p_name, true), '');
+  if source is null then
+    value := nullif(current_setting('app.settings.' || p_name, true), '');
+    source := case when value is not null then 'settings' end;
   end if;
-  return v_value;
 end
+$$;
+
+create or replace function public.job_worker_config(p_name text)
+returns text
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select (public.job_worker_config_lookup(p_name)).value;
 $$;
 
 -- Stores one of them: in Vault where it exists, else as a database setting (new sessions see it;
@@ -84,32 +95,6 @@ begin
                  current_database(), 'app.settings.' || p_name, p_value);
   perform set_config('app.settings.' || p_name, p_value, false);
   return 'settings';
-end
-$$;
-
--- Where each value comes from, for the status view; never the value itself.
-create or replace function public.job_worker_config_source(p_name text)
-returns text
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-declare
-  v_found boolean := false;
-begin
-  if to_regclass('vault.decrypted_secrets') is not null then
-    execute 'select exists (select from vault.decrypted_secrets
-                            where name = $1 and coalesce(decrypted_secret, '''') <> '''')'
-      into v_found using p_name;
-    if v_found then
-      return 'vault';
-    end if;
-  end if;
-  if nullif(current_setting('app.settings.' || p_name, true), '') is not null then
-    return 'settings';
-  end if;
-  return null;
 end
 $$;
 
@@ -411,8 +396,8 @@ begin
     end if;
   end if;
   cron_active := coalesce(cron_active, false);
-  cron_tick_url_source := public.job_worker_config_source('cron_tick_url');
-  cron_secret_source := public.job_worker_config_source('cron_secret');
+  cron_tick_url_source := (public.job_worker_config_lookup('cron_tick_url')).source;
+  cron_secret_source := (public.job_worker_config_lookup('cron_secret')).source;
   worker_configured := cron_tick_url_source is not null and cron_secret_source is not null;
   http_client := public.job_worker_http_client();
   select s.kick_enabled into kick_enabled from public.job_worker_settings s;
@@ -435,7 +420,7 @@ revoke all on public.job_processing_status from anon, authenticated;
 grant select on public.job_processing_status to service_role;
 
 select public.job_queue_restrict_functions(array[
-  'job_worker_config', 'set_job_worker_config', 'job_worker_config_source', 'job_worker_http_client',
+  'job_worker_config_lookup', 'job_worker_config', 'set_job_worker_config', 'job_worker_http_client',
   'request_cron_tick', 'trigger_job_worker', 'manual_process_jobs', 'jobs_kick_worker',
   'set_job_kick', 'prune_job_history', 'schedule_job_worker', 'job_processing_status_row'
 ]);
