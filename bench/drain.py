@@ -8,25 +8,31 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
 from _common import count_done, enqueue_noops, machine, scratch_database, timed
-from jobqueue.serving import serve
+from jobqueue.serving import serve_pipeline
 
 SECRET = "bench-worker-secret"
 
 
-def drain_with_callers(url: str, callers: int, max_jobs: int) -> None:
-    def caller(_: int) -> None:
-        with httpx.Client(headers={"x-job-worker-secret": SECRET}, timeout=120) as http:
-            while not http.post(url, json={"max_jobs": max_jobs}).json()["queue_empty"]:
-                pass
+def pull_until_empty(url: str, max_jobs: int) -> Iterator[int]:
+    """POSTs to worker_pull until it reports queue_empty; yields each call's processed count."""
+    with httpx.Client(headers={"x-job-worker-secret": SECRET}, timeout=120) as http:
+        while True:
+            answer = http.post(url, json={"max_jobs": max_jobs}).json()
+            yield answer["processed"]
+            if answer["queue_empty"]:
+                return
 
+
+def drain_with_callers(url: str, callers: int, max_jobs: int) -> None:
     with ThreadPoolExecutor(callers) as pool:
-        list(pool.map(caller, range(callers)))
+        list(pool.map(lambda _: sum(pull_until_empty(url, max_jobs)), range(callers)))
 
 
 def drain_with_cron(url: str) -> None:
@@ -42,27 +48,23 @@ def main() -> None:
     args = parser.parse_args()
     n = args.jobs
     print(machine())
-    with scratch_database() as dsn, tempfile.TemporaryDirectory() as logs:
-        env = {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": dsn}
-        with serve("worker_pull", env, Path(logs)) as worker:
-            results = {}
-            for label, callers in (("worker_pull, 1 caller", 1), ("worker_pull, 4 callers", 4)):
-                enqueue_noops(dsn, n)
-                drain_with_callers(worker.url, callers, 100)  # warm: learns job durations
-                enqueue_noops(dsn, n)
-                seconds = timed(lambda c=callers: drain_with_callers(worker.url, c, 100))
-                assert count_done(dsn) == n
-                results[label] = n / seconds
-            cron_env = {
-                "CRON_SECRET": SECRET,
-                "JOB_WORKER_SECRET": SECRET,
-                "WORKER_PULL_URL": worker.url,
-            }
-            with serve("cron_tick", cron_env, Path(logs)) as cron:
-                enqueue_noops(dsn, n)
-                seconds = timed(lambda: drain_with_cron(cron.url))
-                assert count_done(dsn) == n
-                results["cron_tick (concurrency 4, max_jobs 100)"] = n / seconds
+    results = {}
+    with (
+        scratch_database() as dsn,
+        tempfile.TemporaryDirectory() as logs,
+        serve_pipeline(dsn, SECRET, SECRET, Path(logs)) as (worker, cron),
+    ):
+        for label, callers in (("worker_pull, 1 caller", 1), ("worker_pull, 4 callers", 4)):
+            enqueue_noops(dsn, n)
+            drain_with_callers(worker.url, callers, 100)  # warm: learns job durations
+            enqueue_noops(dsn, n)
+            seconds = timed(lambda c=callers: drain_with_callers(worker.url, c, 100))
+            assert count_done(dsn) == n
+            results[label] = n / seconds
+        enqueue_noops(dsn, n)
+        seconds = timed(lambda: drain_with_cron(cron.url))
+        assert count_done(dsn) == n
+        results["cron_tick (concurrency 4, max_jobs 100)"] = n / seconds
     for label, rate in results.items():
         print(f"{label:45s} {rate:10,.0f} jobs/s")
     one, four = results["worker_pull, 1 caller"], results["worker_pull, 4 callers"]

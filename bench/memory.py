@@ -12,10 +12,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-import httpx
-
 from _common import count_done, enqueue_noops, machine, scratch_database
-from drain import SECRET
+from drain import SECRET, pull_until_empty
 from jobqueue.serving import serve
 
 
@@ -59,14 +57,10 @@ def main() -> None:
 
             sampler = threading.Thread(target=sample)
             sampler.start()
-            with httpx.Client(headers={"x-job-worker-secret": SECRET}, timeout=120) as http:
-                while True:
-                    answer = http.post(worker.url, json={"max_jobs": 100}).json()
-                    processed += answer["processed"]
-                    if peak_after_tenth is None and processed >= n // 10:
-                        peak_after_tenth = peak
-                    if answer["queue_empty"]:
-                        break
+            for processed_now in pull_until_empty(worker.url, 100):
+                processed += processed_now
+                if peak_after_tenth is None and processed >= n // 10:
+                    peak_after_tenth = peak
             stop.set()
             sampler.join()
             assert count_done(dsn) == n

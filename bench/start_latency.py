@@ -21,7 +21,7 @@ import httpx
 import psycopg
 
 from _common import machine, scratch_database
-from jobqueue.serving import serve
+from jobqueue.serving import serve_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-start-latency"
@@ -60,38 +60,31 @@ def main() -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             standin = (ROOT / "tests" / "sql" / "pg_net_standin.sql").read_text()
             conn.execute(standin.encode())
-        worker_env = {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": dsn}
-        with serve("worker_pull", worker_env, Path(logs)) as worker:
-            cron_env = {
-                "CRON_SECRET": SECRET,
-                "JOB_WORKER_SECRET": SECRET,
-                "WORKER_PULL_URL": worker.url,
-            }
-            with serve("cron_tick", cron_env, Path(logs)) as cron:
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute("select set_job_worker_config('cron_tick_url', %s)", (cron.url,))
-                    conn.execute("select set_job_worker_config('cron_secret', %s)", (SECRET,))
-                    conn.execute("update job_worker_settings set delay_ms = 0")
-                    conn.execute("select set_job_kick(true, 0)")
-                kicked = latencies_ms(dsn, args.jobs, args.period / 2)
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute("select set_job_kick(false)")
-                stop = threading.Event()
+        with serve_pipeline(dsn, SECRET, SECRET, Path(logs)) as (_, cron):
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("select set_job_worker_config('cron_tick_url', %s)", (cron.url,))
+                conn.execute("select set_job_worker_config('cron_secret', %s)", (SECRET,))
+                conn.execute("update job_worker_settings set delay_ms = 0")
+                conn.execute("select set_job_kick(true, 0)")
+            kicked = latencies_ms(dsn, args.jobs, args.period / 2)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("select set_job_kick(false)")
+            stop = threading.Event()
 
-                def scheduler() -> None:
-                    with httpx.Client(headers={"x-cron-secret": SECRET}, timeout=60) as http:
-                        while not stop.wait(args.period):
-                            # e.g. a keep-alive connection closed as it was reused
-                            with contextlib.suppress(httpx.HTTPError):
-                                http.post(cron.url, json={"iterations": 5, "delay": 0})
+            def scheduler() -> None:
+                with httpx.Client(headers={"x-cron-secret": SECRET}, timeout=60) as http:
+                    while not stop.wait(args.period):
+                        # e.g. a keep-alive connection closed as it was reused
+                        with contextlib.suppress(httpx.HTTPError):
+                            http.post(cron.url, json={"iterations": 5, "delay": 0})
 
-                thread = threading.Thread(target=scheduler)
-                thread.start()
-                try:
-                    scheduled = latencies_ms(dsn, args.jobs, args.period / 2)
-                finally:
-                    stop.set()
-                    thread.join()
+            thread = threading.Thread(target=scheduler)
+            thread.start()
+            try:
+                scheduled = latencies_ms(dsn, args.jobs, args.period / 2)
+            finally:
+                stop.set()
+                thread.join()
     for label, (started, done) in (
         ("instant kick", kicked),
         (f"scheduler every {args.period:g} s", scheduled),

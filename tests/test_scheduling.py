@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from jobqueue.migrate import apply_migrations
-from jobqueue.serving import ROOT, Served, serve
+from jobqueue.serving import ROOT, Served, serve_pipeline
 from tests.support import pg, pg_cron
 from tests.support.queue import Conn, insert_job
 
@@ -138,15 +138,16 @@ def cron_db(pg_server: str) -> str:
 
 @pytest.fixture
 def functions(cron_db: str, tmp_path: Path) -> Iterator[tuple[Served, Served]]:
-    worker_env = {"JOB_WORKER_SECRET": WORKER_SECRET, "DATABASE_URL": cron_db}
-    with serve("worker_pull", worker_env, tmp_path) as worker:
-        cron_env = {
-            "CRON_SECRET": CRON_SECRET,
-            "JOB_WORKER_SECRET": WORKER_SECRET,
-            "WORKER_PULL_URL": worker.url,
-        }
-        with serve("cron_tick", cron_env, tmp_path) as cron:
-            yield worker, cron
+    with serve_pipeline(cron_db, WORKER_SECRET, CRON_SECRET, tmp_path) as pair:
+        yield pair
+
+
+@pytest.fixture
+def configured(cron_db: str, functions: tuple[Served, Served]) -> str:
+    """The pg_cron database, served functions, and their configuration stored by the script."""
+    done = setup_config(cron_db, functions[1].url)
+    assert done.returncode == 0, done.stderr
+    return cron_db
 
 
 def setup_config(cron_db: str, cron_url: str) -> subprocess.CompletedProcess[str]:
@@ -218,12 +219,8 @@ def test_setup_script_stores_configuration_and_never_prints_the_secret(
     assert missing.returncode == 2 and "CRON_TICK_URL" in missing.stderr
 
 
-def test_manual_process_jobs_drains_through_the_served_functions(
-    cron_db: str, functions: tuple[Served, Served]
-) -> None:
-    _, cron = functions
-    assert setup_config(cron_db, cron.url).returncode == 0
-    with pg.connect(cron_db) as conn:
+def test_manual_process_jobs_drains_through_the_served_functions(configured: str) -> None:
+    with pg.connect(configured) as conn:
         conn.execute("select cron.unschedule('process-queued-jobs')")
         ids = [insert_job(conn, "echo", {"n": n}) for n in range(3)]
         conn.execute("update job_worker_settings set delay_ms = 0")
@@ -252,12 +249,8 @@ def test_manual_process_jobs_drains_through_the_served_functions(
     assert response == {"status_code": 200}
 
 
-def test_pg_cron_alone_takes_a_queued_job_to_done(
-    cron_db: str, functions: tuple[Served, Served]
-) -> None:
-    _, cron = functions
-    assert setup_config(cron_db, cron.url).returncode == 0
-    with pg.connect(cron_db) as conn:
+def test_pg_cron_alone_takes_a_queued_job_to_done(configured: str) -> None:
+    with pg.connect(configured) as conn:
         job_id = insert_job(conn, "echo", {"from": "pg_cron"})
         # pg_cron 1.4 fires at the start of each minute: at most about 60 s from now.
         wait_for(
@@ -276,12 +269,8 @@ def test_pg_cron_alone_takes_a_queued_job_to_done(
     assert row["cron_schedule"] == "* * * * *" and row["worker_configured"] is True
 
 
-def test_kick_starts_a_new_job_without_waiting_for_the_schedule(
-    cron_db: str, functions: tuple[Served, Served]
-) -> None:
-    _, cron = functions
-    assert setup_config(cron_db, cron.url).returncode == 0
-    with pg.connect(cron_db) as conn:
+def test_kick_starts_a_new_job_without_waiting_for_the_schedule(configured: str) -> None:
+    with pg.connect(configured) as conn:
         conn.execute("select cron.unschedule('process-queued-jobs')")
         conn.execute("select set_job_kick(true, 0)")
         job_id = insert_job(conn, "echo", {"kicked": True})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from jobqueue.serving import ROOT, Served, free_port, serve
+from jobqueue.serving import ROOT, Served, free_port, serve_pipeline
 from tests.support.queue import Conn, insert_job, job
 
 WORKER_SECRET = "worker-secret-scripts"
@@ -31,16 +31,8 @@ def run(script: str, env: dict[str, str], *args: str) -> subprocess.CompletedPro
 
 @pytest.fixture
 def served(db: str, tmp_path: Path) -> Iterator[tuple[Served, Served]]:
-    with serve(
-        "worker_pull", {"JOB_WORKER_SECRET": WORKER_SECRET, "DATABASE_URL": db}, tmp_path
-    ) as worker:
-        cron_env = {
-            "CRON_SECRET": CRON_SECRET,
-            "JOB_WORKER_SECRET": WORKER_SECRET,
-            "WORKER_PULL_URL": worker.url,
-        }
-        with serve("cron_tick", cron_env, tmp_path) as cron:
-            yield worker, cron
+    with serve_pipeline(db, WORKER_SECRET, CRON_SECRET, tmp_path) as pair:
+        yield pair
 
 
 def test_trigger_worker_processes_one_job(served: tuple[Served, Served], conn: Conn) -> None:

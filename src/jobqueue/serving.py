@@ -95,3 +95,19 @@ def serve(function: str, env: dict[str, str], log_dir: Path) -> Iterator[Served]
         process.terminate()
         process.wait(10)
         log.close()
+
+
+@contextmanager
+def serve_pipeline(
+    database_url: str, worker_secret: str, cron_secret: str, log_dir: Path
+) -> Iterator[tuple[Served, Served]]:
+    """worker_pull on the queue at `database_url`, and cron_tick calling it."""
+    worker_env = {"JOB_WORKER_SECRET": worker_secret, "DATABASE_URL": database_url}
+    with serve("worker_pull", worker_env, log_dir) as worker:
+        cron_env = {
+            "CRON_SECRET": cron_secret,
+            "JOB_WORKER_SECRET": worker_secret,
+            "WORKER_PULL_URL": worker.url,
+        }
+        with serve("cron_tick", cron_env, log_dir) as cron:
+            yield worker, cron
