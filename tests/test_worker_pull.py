@@ -155,3 +155,27 @@ def test_warm_instance_reuses_its_connection(
         " and datname = current_database()"
     ).fetchone()
     assert sessions["n"] == 1
+
+
+def test_a_busy_handler_is_interrupted_at_its_limit(
+    backend_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, conn: Conn
+) -> None:
+    """A handler that never looks at its deadline is still stopped, and the call goes on."""
+    from jobqueue.worker.registry import registry
+
+    def spin(input: Any, ctx: Any) -> None:
+        while True:
+            sum(range(1000))
+
+    registry.register("test_spin", timeout_seconds=0.2)(spin)
+    app = client("worker_pull", backend_env, monkeypatch)
+    spinning = insert_job(conn, "test_spin")
+    after = insert_job(conn, "echo", {"after": True})
+    try:
+        body = app.post("/", json={"max_jobs": 2}, headers=HEADERS).get_json()
+    finally:
+        registry._handlers.pop("test_spin")
+    first, second = body["jobs"]
+    assert first["id"] == spinning and first["status"] == "queued"
+    assert "time limit" in first["error"] and first["duration_ms"] < 1500
+    assert second["id"] == after and second["status"] == "done"

@@ -9,10 +9,21 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 
+def record(severity: str, message: str, **fields: Any) -> dict[str, Any]:
+    return {"severity": severity, "message": message, "time": round(time.time(), 3), **fields}
+
+
+def write(records: Iterable[dict[str, Any]]) -> None:
+    """Writes the lines of many records at once: one write, not one per job."""
+    text = "".join(json.dumps(r, default=str, separators=(",", ":")) + "\n" for r in records)
+    if text:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
 def log_event(severity: str, message: str, **fields: Any) -> None:
-    record = {"severity": severity, "message": message, "time": round(time.time(), 3), **fields}
-    sys.stdout.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
+    write([record(severity, message, **fields)])

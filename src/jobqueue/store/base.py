@@ -95,6 +95,11 @@ class QueueStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
+    def discard_connection(self) -> None:
+        """Drops a connection a call may have left half-used (a handler interrupted inside
+        it); the next call opens a new one."""
+
     def claim(
         self, worker: str, limit: int, lease_seconds: int, types: Sequence[str] | None
     ) -> list[ClaimedJob]:

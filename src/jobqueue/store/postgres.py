@@ -53,6 +53,9 @@ class PostgresStore(QueueStore):
             )
         return self._conn
 
+    def discard_connection(self) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._conn is not None:
             try:

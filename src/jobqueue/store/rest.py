@@ -42,5 +42,8 @@ class RestStore(QueueStore):
             return [row if isinstance(row, dict) else {"value": row} for row in data]
         return [data] if isinstance(data, dict) else [{"value": data}]
 
+    def discard_connection(self) -> None:
+        """Nothing to do: httpx closes a connection whose request was interrupted."""
+
     def close(self) -> None:
         self._client.postgrest.session.close()

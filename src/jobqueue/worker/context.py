@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,7 +22,6 @@ class JobContext:
     store: QueueStore
     settings: WorkerSettings
     lease_seconds: int
-    abandoned: bool = field(default=False)
 
     @property
     def job_id(self) -> int:
@@ -37,7 +36,7 @@ class JobContext:
 
     def check_deadline(self) -> None:
         """Long handlers call this between steps so they stop promptly when out of time."""
-        if self.abandoned or self.time_left() <= 0:
+        if self.time_left() <= 0:
             raise JobTimeout(f"job {self.job.id} ran past its time limit")
 
     def sleep(self, seconds: float) -> None:
@@ -50,6 +49,4 @@ class JobContext:
 
     def extend_lease(self, seconds: int | None = None) -> bool:
         """Keeps the job leased for a handler that needs longer; false once the lease is lost."""
-        if self.abandoned:
-            return False
         return self.job.id in self.store.extend_leases([self.job], seconds or self.lease_seconds)

@@ -17,13 +17,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jobqueue.log import log_event
+from jobqueue import log
 from jobqueue.settings import WorkerSettings
 from jobqueue.store.base import ClaimedJob, Finished, Outcome, QueueStore
 from jobqueue.worker.context import JobContext, JobTimeout
 from jobqueue.worker.models import PullRequest
 from jobqueue.worker.registry import PermanentJobError, Registry, RetryJobError
-from jobqueue.worker.runner import HandlerRunner
+from jobqueue.worker.runner import run_with_limit
 
 # A job slower than this makes the rest of its batch go back to the queue for other workers.
 SLOW_JOB_SECONDS = 0.5
@@ -45,7 +45,6 @@ class WorkerService:
         self._registry = registry
         self._settings = settings
         self._clock = clock
-        self._runner = HandlerRunner()
         self._worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Moving average of handler seconds per job, shared by the calls of a warm instance;
         # None until the first job, so a cold instance claims one job to learn.
@@ -149,9 +148,10 @@ class _Call:
             return self.measured(Outcome(job, ok=False, permanent=True, error=error), began)
         context = JobContext(job, began + limit, self.s._store, self.s._settings, self.lease)
         try:
-            output = self.s._runner.run(lambda: handler.func(job.input, context), limit)
+            output = run_with_limit(lambda: handler.func(job.input, context), limit)
         except JobTimeout as exc:
-            context.abandoned = True
+            # It may have been interrupted inside a store call: start that connection afresh.
+            self.s._store.discard_connection()
             outcome = Outcome(job, ok=False, error=f"timeout: {exc}")
         except PermanentJobError as exc:
             outcome = Outcome(job, ok=False, permanent=True, error=_describe(exc))
@@ -192,10 +192,10 @@ class _Call:
             return
         outcomes, self.pending = self.pending, []
         finished = {f.id: f for f in self.s._store.finish(outcomes, self.s._worker_id)}
-        for outcome in outcomes:
-            self.report(outcome, finished.get(outcome.job.id))
+        log.write([self.report(outcome, finished.get(outcome.job.id)) for outcome in outcomes])
 
-    def report(self, outcome: Outcome, finished: Finished | None) -> None:
+    def report(self, outcome: Outcome, finished: Finished | None) -> dict[str, Any]:
+        """Adds the job to the answer; returns its log record."""
         job = outcome.job
         status = finished.status if finished else "unknown"
         error = finished.error if finished else outcome.error
@@ -210,7 +210,7 @@ class _Call:
                 "duration_ms": duration_ms,
             }
         )
-        log_event(
+        return log.record(
             "INFO" if status == "done" else "WARNING",
             "job finished",
             job_id=job.id,
