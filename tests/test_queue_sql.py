@@ -325,3 +325,22 @@ def test_every_named_query_matches_the_schema(conn: Conn) -> None:
     for name, query in queries().items():
         conn.execute("explain " + query, params)  # a drifted query fails here, by name
         assert name
+
+
+def test_claim_and_finish_never_scan_the_whole_table(conn: Conn) -> None:
+    """A SQL function's plan is generic; written as a join, the claim hashed every row of jobs
+    per call. Counted in the transaction's own statistics, so no timing is involved."""
+    conn.execute("insert into jobs (type) select 'echo' from generate_series(1, 20000)")
+    conn.execute("analyze jobs")
+    with conn.transaction():
+        claimed = claim(conn, limit=100)
+        finish(conn, *({"id": c["id"], "attempt": 1, "ok": True} for c in claimed))
+        conn.execute("select * from claim_jobs('w', 50, 1, null)")
+        conn.execute(
+            "update jobs set lease_expires_at = now() - interval '1 s' where status = 'running'"
+        )
+        conn.execute("select rescue_expired_jobs()")
+        scans = conn.execute(
+            "select seq_scan from pg_stat_xact_user_tables where relname = 'jobs'"
+        ).fetchone()
+    assert len(claimed) == 100 and scans == {"seq_scan": 0}

@@ -182,7 +182,7 @@ as $$
         finished_at = case when j.attempts >= j.max_attempts then now() end,
         updated_at = now()
     from expired e
-    where j.id = e.id
+    where j.id = any (array(select e2.id from expired e2)) and j.id = e.id
     returning j.id, j.attempts, j.error
   ),
   recorded as (
@@ -197,6 +197,10 @@ $$;
 -- The one claim statement: the first p_limit runnable jobs in claim order (priority, then
 -- run_at, then id), skipping rows other claimers hold, leased to p_worker for p_lease_seconds.
 -- attempts counts every claim and is the fencing token the worker quotes afterwards.
+--
+-- The ids are collected into an array first so the update finds each row through the primary
+-- key whatever the planner guesses about p_limit: a SQL function's plan is generic, and with a
+-- join it would hash the whole table for every claim.
 create or replace function public.claim_jobs(
   p_worker text,
   p_limit integer default 1,
@@ -217,17 +221,7 @@ set search_path = ''
 as $$
   select public.rescue_expired_jobs();
 
-  with candidates as (
-    select j.id
-    from public.jobs j
-    where j.status = 'queued'
-      and j.run_at <= now()
-      and (p_types is null or j.type = any (p_types))
-    order by j.priority, j.run_at, j.id
-    limit greatest(p_limit, 0)
-    for update skip locked
-  ),
-  claimed as (
+  with claimed as (
     update public.jobs j
     set status = 'running',
         attempts = j.attempts + 1,
@@ -235,8 +229,16 @@ as $$
         lease_expires_at = now() + make_interval(secs => greatest(p_lease_seconds, 1)),
         started_at = now(),
         updated_at = now()
-    from candidates c
-    where j.id = c.id
+    where j.id = any (array(
+      select c.id
+      from public.jobs c
+      where c.status = 'queued'
+        and c.run_at <= now()
+        and (p_types is null or c.type = any (p_types))
+      order by c.priority, c.run_at, c.id
+      limit greatest(p_limit, 0)
+      for update skip locked
+    ))
     returning j.id, j.type, j.input, j.attempts, j.max_attempts, j.lease_expires_at,
               j.priority, j.run_at
   )
@@ -260,7 +262,7 @@ as $$
   set lease_expires_at = now() + make_interval(secs => greatest(p_lease_seconds, 1)),
       updated_at = now()
   from unnest(p_ids, p_attempts) as h(id, attempt)
-  where j.id = h.id and j.status = 'running' and j.attempts = h.attempt
+  where j.id = any (p_ids) and j.id = h.id and j.status = 'running' and j.attempts = h.attempt
   returning j.id;
 $$;
 
@@ -280,7 +282,7 @@ as $$
       started_at = null,
       updated_at = now()
   from unnest(p_ids, p_attempts) as h(id, attempt)
-  where j.id = h.id and j.status = 'running' and j.attempts = h.attempt
+  where j.id = any (p_ids) and j.id = h.id and j.status = 'running' and j.attempts = h.attempt
   returning j.id;
 $$;
 
@@ -353,9 +355,10 @@ as $$
         lease_expires_at = null,
         updated_at = now()
     from o
-    where j.id = o.id and j.status = 'running' and j.attempts = o.attempt
-    returning j.id, j.status, j.attempts, j.run_at, j.error, j.started_at, o.attempt,
-              o.ok, o.permanent
+    -- The id array makes every row a primary-key lookup, whatever the generic plan guesses.
+    where j.id = any (array(select o2.id from o o2))
+      and j.id = o.id and j.status = 'running' and j.attempts = o.attempt
+    returning j.id, j.status, j.attempts, j.run_at, j.error, j.started_at, o.attempt, o.ok
   ),
   recorded as (
     insert into public.job_attempts (job_id, attempt, worker, outcome, error, started_at)
@@ -363,19 +366,17 @@ as $$
            case when u.ok then 'done' when u.status = 'failed' then 'failed' else 'retry' end,
            u.error, u.started_at
     from updated u
-    returning 1
   )
-  select o.id,
-         coalesce(u.status, j.status),
-         coalesce(u.attempts, j.attempts),
-         coalesce(u.run_at, j.run_at),
-         case when u.id is not null then u.error
-              when j.id is null then 'no such job'
+  select u.id, u.status, u.attempts, u.run_at, u.error, true
+  from updated u
+  union all
+  select o.id, j.status, j.attempts, j.run_at,
+         case when j.id is null then 'no such job'
               else 'refused: the job is no longer running at attempt ' || o.attempt end,
-         u.id is not null
+         false
   from o
-  left join updated u on u.id = o.id
-  left join public.jobs j on j.id = o.id;
+  left join public.jobs j on j.id = o.id
+  where o.id not in (select u.id from updated u);
 $$;
 
 -- psql-friendly wrappers around finish_jobs.
