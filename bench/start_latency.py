@@ -2,7 +2,7 @@
 the database clock. Once with the instant kick (an insert asks cron_tick to run through pg_net),
 once with only a scheduler calling cron_tick every --period seconds (pg_cron's is 60 s; the p50
 of a period is about half of it). Needs PL/Python in the server for the pg_net stand-in
-(tests/sql/pg_net_standin.sql), e.g. after scripts/install-pg-cron.sh.
+(tests/sql/pg_net_standin.sql), e.g. after scripts/setup-test-postgres.sh.
 
     python bench/start_latency.py [--jobs 20] [--period 2]
 """

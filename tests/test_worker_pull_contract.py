@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from jobqueue.serving import free_port, serve
+from tests.support import pgbouncer
 from tests.support.functions import client, load_module
 from tests.support.queue import Conn, insert_job, job
 
@@ -228,3 +229,60 @@ def test_concurrent_calls_to_one_served_instance_share_nothing_but_the_queue(
     assert (
         conn.execute("select count(*) as n from jobs where status = 'done'").fetchone()["n"] == 400
     )
+
+
+def test_safe_behind_a_transaction_mode_pooler(db: str, conn: Conn, tmp_path: Path) -> None:
+    """Supabase's pooler on port 6543 is transaction-mode PgBouncer: consecutive statements of
+    one client land on different server connections, so a server-side prepared statement made
+    on one is missing on the next. Four callers share two server connections here."""
+    conn.execute("insert into jobs (type) select 'echo' from generate_series(1, 600)")
+    with pgbouncer.transaction_pooler(db, pool_size=2) as pooled:
+        env = {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": pooled}
+        with serve("worker_pull", env, tmp_path) as served:
+
+            def drain(_: int) -> list[int]:
+                statuses = []
+                with httpx.Client(base_url=served.url, headers=HEADERS, timeout=30) as http:
+                    while True:
+                        response = http.post("/", json={"max_jobs": 7})
+                        assert response.status_code == 200, response.text
+                        answer = response.json()
+                        statuses += [j["status"] for j in answer["jobs"]]
+                        if answer["queue_empty"]:
+                            return statuses
+
+            with ThreadPoolExecutor(4) as pool:
+                results = [s for statuses in pool.map(drain, range(4)) for s in statuses]
+    assert len(results) == 600 and set(results) == {"done"}
+
+
+def test_unmigrated_database_is_503_saying_what_to_do(
+    pg_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support import pg
+
+    name = pg.unique_name("jobqueue_unmigrated")
+    dsn = pg.create_database(pg_server, name)
+    try:
+        app = client("worker_pull", {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": dsn}, monkeypatch)
+        response = post(app, {})
+        assert response.status_code == 503
+        assert "apply supabase/migrations" in response.get_json()["message"]
+    finally:
+        from tests.support.functions import close_all
+
+        close_all()
+        pg.drop_database(pg_server, name)
+
+
+def test_an_unexpected_failure_is_json_500_without_a_trace(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, conn: Conn
+) -> None:
+    conn.execute("alter table job_attempts rename to job_attempts_gone")  # finish_jobs breaks
+    insert_job(conn)
+    response = post(client("worker_pull", env, monkeypatch), {})
+    assert response.status_code == 500 and response.is_json
+    assert response.get_json() == {
+        "error": "internal",
+        "message": "worker_pull failed; its log says why",
+    }

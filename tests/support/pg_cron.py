@@ -1,14 +1,12 @@
-"""Access to the server's pg_cron database (scripts/install-pg-cron.sh sets it up)."""
+"""Access to the server's pg_cron database (scripts/setup-test-postgres.sh sets it up)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import psycopg
-import pytest
 
-from tests.support import pg
+from tests.support import extras, pg
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
@@ -27,13 +25,11 @@ def require(server: str) -> str:
         ).fetchone()["n"]
     reason = None
     if "pg_cron" not in preload or not database:
-        reason = "pg_cron is not preloaded: run scripts/install-pg-cron.sh (root, Debian)"
+        reason = "pg_cron is not preloaded: run scripts/setup-test-postgres.sh (root, Debian)"
     elif not plpython:
-        reason = "PL/Python is not installed: run scripts/install-pg-cron.sh (root, Debian)"
+        reason = "PL/Python is not installed: run scripts/setup-test-postgres.sh (root, Debian)"
     if reason:
-        if os.environ.get("JOBQUEUE_REQUIRE_PG_CRON") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        extras.unavailable(reason)
     return pg.with_database(server, str(database))
 
 

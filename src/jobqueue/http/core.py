@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from jobqueue.errors import NotConfigured, ServiceUnavailable
+from jobqueue.log import log_event
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -115,3 +116,6 @@ class Endpoint(Generic[S, M]):
             return HttpResponse(200, self.serve(settings, model))
         except ServiceUnavailable as exc:
             return error(503, "unavailable", str(exc))
+        except Exception as exc:  # noqa: BLE001 - the caller gets JSON, the log gets the cause
+            log_event("ERROR", f"{self.name} failed", error=f"{type(exc).__name__}: {exc}")
+            return error(500, "internal", f"{self.name} failed; its log says why")

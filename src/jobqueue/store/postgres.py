@@ -40,6 +40,10 @@ class PostgresStore(QueueStore):
                     raise ServiceUnavailable(
                         f"the queue database is unreachable: {_first_line(exc)}"
                     ) from None
+            except psycopg.errors.UndefinedFunction:
+                raise ServiceUnavailable(
+                    f"the database has no {function}(): apply supabase/migrations to it"
+                ) from None
 
     def _connection(self) -> psycopg.Connection[dict[str, Any]]:
         if self._conn is None or self._conn.closed:

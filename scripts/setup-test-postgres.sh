@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
-# Gives the local PostgreSQL (127.0.0.1:5432, Debian packaging) pg_cron and PL/Python, so the
-# tests that prove scheduling from the database run: installs Debian's packages for the running
-# server's major version, preloads pg_cron with cron.database_name = jobqueue_cron, restarts.
-# Needs root and apt; elsewhere it says what it could not do and those tests skip.
+# What the tests need beside the local PostgreSQL (127.0.0.1:5432, Debian packaging): pg_cron and
+# PL/Python for the tests that prove scheduling from the database, PgBouncer for the one that
+# proves worker_pull safe behind a transaction-mode pooler. Installs Debian's packages for the
+# running server's major version, preloads pg_cron with cron.database_name = jobqueue_cron and
+# restarts the server. Needs root and apt; elsewhere it says what it could not do and those
+# tests skip (CI sets JOBQUEUE_NO_SKIP=1, so there they fail instead).
 set -euo pipefail
 
 PSQL=(psql -h 127.0.0.1 -U postgres -d postgres -X -At)
 CRON_DB=jobqueue_cron
 
 if ! "${PSQL[@]}" -c "select 1" >/dev/null 2>&1; then
-  echo "install-pg-cron.sh: no PostgreSQL at 127.0.0.1:5432; skipping" >&2
+  echo "setup-test-postgres.sh: no PostgreSQL at 127.0.0.1:5432; skipping" >&2
   exit 0
 fi
 major=$("${PSQL[@]}" -c "select current_setting('server_version_num')::int / 10000")
-packages=("postgresql-$major" "postgresql-$major-cron" "postgresql-plpython3-$major")
+packages=("postgresql-$major" "postgresql-$major-cron" "postgresql-plpython3-$major" pgbouncer)
 
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    echo "install-pg-cron.sh: needs root and apt-get to install ${packages[*]}; skipping" >&2
+    echo "setup-test-postgres.sh: needs root and apt-get to install ${packages[*]}; skipping" >&2
     exit 0
   fi
   # The server package comes along so its minor version matches the extensions' (an older
@@ -46,4 +48,4 @@ if [[ ",${preload// /}," != *",pg_cron,"* ]] || [ "$database" != "$CRON_DB" ]; t
 fi
 "${PSQL[@]}" -c "select 1 from pg_database where datname = '$CRON_DB'" | grep -q 1 \
   || "${PSQL[@]}" -c "create database $CRON_DB" >/dev/null
-echo "install-pg-cron.sh: pg_cron preloaded (cron.database_name = $CRON_DB), PL/Python installed"
+echo "setup-test-postgres.sh: pg_cron preloaded (cron.database_name = $CRON_DB); PL/Python and PgBouncer installed"
