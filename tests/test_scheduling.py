@@ -4,6 +4,7 @@ pg_cron) the whole chain pg_cron -> trigger_job_worker() -> cron_tick -> worker_
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -285,3 +286,53 @@ def test_kick_starts_a_new_job_without_waiting_for_the_schedule(configured: str)
         )
         assert status(conn)["kick_enabled"] is True
     assert took < 10
+
+
+def test_schedule_comes_from_settings_and_a_bad_one_says_why(cron_db: str) -> None:
+    with pg.connect(cron_db) as conn:
+        conn.execute("update job_worker_settings set schedule = '*/5 * * * *'")
+        conn.execute("select schedule_job_worker()")
+        assert status(conn)["cron_schedule"] == "*/5 * * * *"
+        version = conn.execute(
+            "select extversion from pg_extension where extname = 'pg_cron'"
+        ).fetchone()["extversion"]
+        conn.execute("update job_worker_settings set schedule = '10 seconds'")
+        major, minor = (int(part) for part in re.findall(r"\d+", version)[:2])
+        if (major, minor) >= (1, 5):
+            conn.execute("select schedule_job_worker()")
+            assert status(conn)["cron_schedule"] == "10 seconds"
+        else:
+            with pytest.raises(psycopg.errors.RaiseException) as error:
+                conn.execute("select schedule_job_worker()")
+            assert "10 seconds" in str(error.value)
+            assert "pg_cron 1.5" in (error.value.diag.message_hint or "")
+            assert status(conn)["cron_schedule"] == "*/5 * * * *"
+
+
+def test_setup_script_reads_database_url_from_env_local(
+    configured: str, functions: tuple[Served, Served]
+) -> None:
+    env_file = ROOT / ".env.local"
+    if env_file.exists():
+        pytest.skip(".env.local exists in this checkout; not overwriting it")
+    env_file.write_text(f"# local settings\nDATABASE_URL='{configured}'\n")
+    try:
+        env = {
+            "PATH": os.environ["PATH"],
+            "CRON_TICK_URL": functions[1].url + "/v2",
+            "CRON_SECRET": CRON_SECRET,
+        }
+        done = subprocess.run(
+            ["bash", "scripts/setup-cron-config.sh"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        env_file.unlink()
+    assert done.returncode == 0, done.stderr
+    with pg.connect(configured) as conn:
+        url = conn.execute("select job_worker_config('cron_tick_url') as u").fetchone()["u"]
+    assert url == functions[1].url + "/v2"

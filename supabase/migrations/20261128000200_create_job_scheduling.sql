@@ -323,8 +323,14 @@ begin
     return 'pg_cron is not installed in this database: nothing scheduled';
   end if;
   select s.schedule into v_schedule from public.job_worker_settings s;
-  execute 'select cron.schedule($1, $2, $3)'
-    using 'process-queued-jobs', v_schedule, 'SELECT trigger_job_worker();';
+  begin
+    execute 'select cron.schedule($1, $2, $3)'
+      using 'process-queued-jobs', v_schedule, 'SELECT trigger_job_worker();';
+  exception when invalid_parameter_value or invalid_text_representation then
+    raise exception 'pg_cron rejected the schedule %: %', v_schedule, sqlerrm
+      using hint = 'Use five-field cron syntax (''* * * * *''); ''N seconds'' needs pg_cron 1.5+. '
+        || 'Fix job_worker_settings.schedule, then select schedule_job_worker();';
+  end;
   execute 'select cron.schedule($1, $2, $3)'
     using 'prune-job-history', '17 3 * * *', 'SELECT prune_job_history();';
   return 'scheduled process-queued-jobs (' || v_schedule || ') and prune-job-history';
