@@ -174,8 +174,34 @@ def test_a_busy_handler_is_interrupted_at_its_limit(
     try:
         body = app.post("/", json={"max_jobs": 2}, headers=HEADERS).get_json()
     finally:
-        registry._handlers.pop("test_spin")
+        registry.unregister("test_spin")
     first, second = body["jobs"]
     assert first["id"] == spinning and first["status"] == "queued"
     assert "time limit" in first["error"] and first["duration_ms"] < 1500
     assert second["id"] == after and second["status"] == "done"
+
+
+def test_a_job_allowed_longer_than_the_lease_is_leased_for_its_limit(
+    db: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobqueue.worker.registry import registry
+
+    seen: list[float] = []
+
+    def probe(input: Any, ctx: Any) -> None:
+        row = conn.execute(
+            "select extract(epoch from lease_expires_at - now()) as left from jobs where id = %s",
+            (ctx.job_id,),
+        ).fetchone()
+        seen.append(float(row["left"]))
+
+    registry.register("test_lease_probe", timeout_seconds=20)(probe)
+    env = {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": db, "JOB_LEASE_SECONDS": "5"}
+    app = client("worker_pull", env, monkeypatch)
+    insert_job(conn, "test_lease_probe")
+    try:
+        answer = app.post("/", json={}, headers=HEADERS).get_json()
+    finally:
+        registry.unregister("test_lease_probe")
+    assert answer["jobs"][0]["status"] == "done"
+    assert seen and seen[0] >= 20, "the lease must cover the handler's whole time limit"

@@ -58,6 +58,9 @@ class Registry:
 
         return decorate
 
+    def unregister(self, job_type: str) -> None:
+        self._handlers.pop(job_type, None)
+
     def get(self, job_type: str) -> Handler | None:
         return self._handlers.get(job_type)
 

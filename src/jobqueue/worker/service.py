@@ -9,6 +9,7 @@ started are given back at once when the budget runs out or a job turns out slow.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -83,7 +84,9 @@ class _Call:
     """The state of one pull: what is claimed, what awaits its commit, what was reported."""
 
     def __init__(self, service: WorkerService, request: PullRequest, deadline: float) -> None:
-        self.s = service
+        self.service = service
+        self.store = service._store
+        self.clock = service._clock
         self.request = request
         self.deadline = deadline
         self.lease = service._settings.job_lease_seconds
@@ -95,12 +98,12 @@ class _Call:
 
     def run(self) -> None:
         try:
-            while self.taken < self.request.max_jobs and self.s._clock() < self.deadline:
-                want = self.s.batch_size(
-                    self.deadline - self.s._clock(), self.request.max_jobs - self.taken
+            while self.taken < self.request.max_jobs and self.clock() < self.deadline:
+                want = self.service.batch_size(
+                    self.deadline - self.clock(), self.request.max_jobs - self.taken
                 )
-                batch = self.s._store.claim(
-                    self.s._worker_id, want, self.lease, self.request.job_types
+                batch = self.store.claim(
+                    self.service._worker_id, want, self.lease, self.request.job_types
                 )
                 self.taken += len(batch)
                 if len(batch) < want:
@@ -112,46 +115,51 @@ class _Call:
             self.flush()
 
     def run_batch(self, batch: Sequence[ClaimedJob]) -> None:
-        leased_at = self.s._clock()
+        # When the batch's leases run out, by this process's clock (the claim set them).
+        leased_until = self.clock() + self.lease
         for index, job in enumerate(batch):
             rest = batch[index:]
-            if self.s._clock() >= self.deadline:
+            if self.clock() >= self.deadline:
                 self.give_back(rest)
                 return
             limit = self.time_limit(job)
-            if leased_at + self.lease - self.s._clock() < limit + LEASE_MARGIN_SECONDS:
-                held = self.s._store.extend_leases(rest, self.lease)
-                leased_at = self.s._clock()
+            needed = limit + LEASE_MARGIN_SECONDS
+            if leased_until - self.clock() < needed:
+                # Hold every job still waiting for long enough that this one may run its
+                # full limit: no other worker can take them meanwhile.
+                seconds = max(self.lease, int(needed) + 1)
+                held = self.store.extend_leases(rest, seconds)
+                leased_until = self.clock() + seconds
                 if job.id not in held:
                     continue
-            if self.pending and self.s._clock() - self.pending_since > FLUSH_SECONDS:
+            if self.pending and self.clock() - self.pending_since > FLUSH_SECONDS:
                 self.flush()
             outcome = self.execute(job, limit)
             if not self.pending:
-                self.pending_since = self.s._clock()
+                self.pending_since = self.clock()
             self.pending.append(outcome)
             if outcome.duration_ms / 1000.0 > SLOW_JOB_SECONDS and index + 1 < len(batch):
                 self.give_back(batch[index + 1 :])
                 return
 
     def time_limit(self, job: ClaimedJob) -> float:
-        handler = self.s._registry.get(job.type)
+        handler = self.service._registry.get(job.type)
         if handler is not None and handler.timeout_seconds is not None:
             return handler.timeout_seconds
-        return self.s._settings.job_handler_timeout_seconds
+        return self.service._settings.job_handler_timeout_seconds
 
     def execute(self, job: ClaimedJob, limit: float) -> Outcome:
-        began = self.s._clock()
-        handler = self.s._registry.get(job.type)
+        began = self.clock()
+        handler = self.service._registry.get(job.type)
         if handler is None:
             error = f"no handler registered for job type {job.type!r}"
             return self.measured(Outcome(job, ok=False, permanent=True, error=error), began)
-        context = JobContext(job, began + limit, self.s._store, self.s._settings, self.lease)
+        context = JobContext(job, began + limit, self.store, self.service._settings, self.lease)
         try:
             output = run_with_limit(lambda: handler.func(job.input, context), limit)
         except JobTimeout as exc:
             # It may have been interrupted inside a store call: start that connection afresh.
-            self.s._store.discard_connection()
+            self.store.discard_connection()
             outcome = Outcome(job, ok=False, error=f"timeout: {exc}")
         except PermanentJobError as exc:
             outcome = Outcome(job, ok=False, permanent=True, error=_describe(exc))
@@ -170,28 +178,20 @@ class _Call:
         return self.measured(outcome, began)
 
     def measured(self, outcome: Outcome, began: float) -> Outcome:
-        seconds = self.s._clock() - began
-        self.s.observe(seconds)
-        return Outcome(
-            outcome.job,
-            outcome.ok,
-            outcome.output,
-            outcome.error,
-            outcome.permanent,
-            outcome.retry_in_ms,
-            duration_ms=seconds * 1000.0,
-        )
+        seconds = self.clock() - began
+        self.service.observe(seconds)
+        return dataclasses.replace(outcome, duration_ms=seconds * 1000.0)
 
     def give_back(self, jobs: Sequence[ClaimedJob]) -> None:
         if jobs:
-            self.s._store.release(jobs)
+            self.store.release(jobs)
             self.taken -= len(jobs)
 
     def flush(self) -> None:
         if not self.pending:
             return
         outcomes, self.pending = self.pending, []
-        finished = {f.id: f for f in self.s._store.finish(outcomes, self.s._worker_id)}
+        finished = {f.id: f for f in self.store.finish(outcomes, self.service._worker_id)}
         log.write([self.report(outcome, finished.get(outcome.job.id)) for outcome in outcomes])
 
     def report(self, outcome: Outcome, finished: Finished | None) -> dict[str, Any]:
