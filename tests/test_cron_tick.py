@@ -380,3 +380,13 @@ def test_one_json_log_line_per_tick_without_secrets(
     ticks = [line for line in lines if line["message"] == "cron tick finished"]
     assert len(ticks) == 1 and ticks[0]["calls"] == 2 and ticks[0]["stopped"] == "iterations"
     assert CRON_SECRET not in json.dumps(lines) and WORKER_SECRET not in json.dumps(lines)
+
+
+def test_a_delay_longer_than_the_budget_left_ends_the_tick_at_once(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker
+) -> None:
+    settings = {**env, "CRON_TICK_BUDGET_SECONDS": "0.5"}
+    started = time.monotonic()
+    summary = tick(settings, monkeypatch, {"iterations": 3, "delay": 10_000}).get_json()
+    assert (summary["calls"], summary["stopped"]) == (1, "budget")
+    assert time.monotonic() - started < 2
