@@ -336,3 +336,27 @@ def test_setup_script_reads_database_url_from_env_local(
     with pg.connect(configured) as conn:
         url = conn.execute("select job_worker_config('cron_tick_url') as u").fetchone()["u"]
     assert url == functions[1].url + "/v2"
+
+
+def test_without_pg_net_the_http_extension_carries_the_call(pg_server: str, tmp_path: Path) -> None:
+    """Synchronous: manual_process_jobs() returns cron_tick's HTTP status once it has run."""
+    dsn = pg_cron.require(pg_server)
+    pg_cron.reset(dsn)
+    apply_migrations(dsn)
+    pg_cron.install(dsn, "http_standin.sql")
+    with (
+        serve_pipeline(dsn, WORKER_SECRET, CRON_SECRET, tmp_path) as (_, cron),
+        pg.connect(dsn) as conn,
+    ):
+        conn.execute("select cron.unschedule('process-queued-jobs')")
+        conn.execute("select set_job_worker_config('cron_tick_url', %s)", (cron.url,))
+        conn.execute("select set_job_worker_config('cron_secret', %s)", (CRON_SECRET,))
+        assert status(conn)["http_client"] == "http"
+        ids = [insert_job(conn) for _ in range(2)]
+        assert conn.execute("select manual_process_jobs(2) as s").fetchone()["s"] == 200
+        done = conn.execute(
+            "select count(*) as n from jobs where id = any(%s) and status = 'done'", (ids,)
+        ).fetchone()
+        assert done["n"] == 2
+        with pytest.raises(psycopg.errors.RaiseException, match="pg_net"):
+            conn.execute("select set_job_kick(true)")

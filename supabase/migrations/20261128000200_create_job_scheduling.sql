@@ -98,7 +98,26 @@ begin
 end
 $$;
 
--- Which HTTP client the database can use: 'pg_net' (asynchronous), 'http' (synchronous) or null.
+-- The schema holding the http extension's http(http_request) (Supabase puts it in
+-- "extensions", plain installs in "public"), or null.
+create or replace function public.job_worker_http_schema()
+returns text
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select n.nspname::text
+  from pg_catalog.pg_proc p
+  join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+  join pg_catalog.pg_type t on t.oid = p.proargtypes[0]
+  where p.proname = 'http' and p.pronargs = 1 and t.typname = 'http_request'
+  order by n.nspname = 'extensions' desc
+  limit 1;
+$$;
+
+-- Which HTTP client the database can use: 'pg_net' (asynchronous), 'http' (the http
+-- extension, synchronous) or null.
 create or replace function public.job_worker_http_client()
 returns text
 language sql
@@ -109,7 +128,7 @@ as $$
   select case
     when to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is not null
       then 'pg_net'
-    when exists (select from pg_catalog.pg_extension where extname = 'http') then 'http'
+    when public.job_worker_http_schema() is not null then 'http'
   end;
 $$;
 
@@ -153,9 +172,7 @@ begin
             jsonb_build_object('Content-Type', 'application/json', 'x-cron-secret', v_secret),
             coalesce(v_timeout, 120000);
   elsif v_client = 'http' then
-    select n.nspname into v_schema
-    from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
-    where e.extname = 'http';
+    v_schema := public.job_worker_http_schema();
     execute format(
       'select (%1$I.http((''POST'', $1, array[%1$I.http_header(''x-cron-secret'', $2)],
                          ''application/json'', $3)::%1$I.http_request)).status', v_schema)
@@ -426,7 +443,8 @@ revoke all on public.job_processing_status from anon, authenticated;
 grant select on public.job_processing_status to service_role;
 
 select public.job_queue_restrict_functions(array[
-  'job_worker_config_lookup', 'job_worker_config', 'set_job_worker_config', 'job_worker_http_client',
+  'job_worker_config_lookup', 'job_worker_config', 'set_job_worker_config',
+  'job_worker_http_schema', 'job_worker_http_client',
   'request_cron_tick', 'trigger_job_worker', 'manual_process_jobs', 'jobs_kick_worker',
   'set_job_kick', 'prune_job_history', 'schedule_job_worker', 'job_processing_status_row'
 ]);
