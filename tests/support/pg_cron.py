@@ -45,6 +45,7 @@ def reset(dsn: str) -> None:
             "drop extension if exists pg_cron cascade",
             "drop schema if exists net cascade",
             "drop schema if exists vault cascade",
+            "drop schema if exists extensions cascade",
             "drop schema if exists supabase_migrations cascade",
             "drop schema if exists public cascade",
             "create schema public authorization pg_database_owner",
