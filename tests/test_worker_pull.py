@@ -181,27 +181,39 @@ def test_a_busy_handler_is_interrupted_at_its_limit(
     assert second["id"] == after and second["status"] == "done"
 
 
-def test_a_job_allowed_longer_than_the_lease_is_leased_for_its_limit(
+def test_a_handler_never_outlives_its_lease_unless_it_renews_it(
     db: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """JOB_LEASE_SECONDS bounds a handler's time even when it asks for more; renewing the
+    lease (ctx.extend_lease) moves its deadline with it, up to the handler's own limit."""
     from jobqueue.worker.registry import registry
 
-    seen: list[float] = []
+    seen: list[tuple[float, float]] = []
 
-    def probe(input: Any, ctx: Any) -> None:
+    def lease_left(job_id: int) -> float:
         row = conn.execute(
             "select extract(epoch from lease_expires_at - now()) as left from jobs where id = %s",
-            (ctx.job_id,),
+            (job_id,),
         ).fetchone()
-        seen.append(float(row["left"]))
+        return float(row["left"])
 
-    registry.register("test_lease_probe", timeout_seconds=20)(probe)
-    env = {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": db, "JOB_LEASE_SECONDS": "5"}
+    def patient(input: Any, ctx: Any) -> str:
+        seen.append((ctx.time_left(), lease_left(ctx.job_id)))
+        assert ctx.extend_lease(10)
+        seen.append((ctx.time_left(), lease_left(ctx.job_id)))
+        ctx.sleep(2.5)  # longer than the first lease: fine after the renewal
+        return "finished"
+
+    registry.register("test_patient", timeout_seconds=20)(patient)
+    env = {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": db, "JOB_LEASE_SECONDS": "2"}
     app = client("worker_pull", env, monkeypatch)
-    insert_job(conn, "test_lease_probe")
+    job_id = insert_job(conn, "test_patient")
     try:
         answer = app.post("/", json={}, headers=HEADERS).get_json()
     finally:
-        registry.unregister("test_lease_probe")
-    assert answer["jobs"][0]["status"] == "done"
-    assert seen and seen[0] >= 20, "the lease must cover the handler's whole time limit"
+        registry.unregister("test_patient")
+    assert answer["jobs"][0]["status"] == "done", answer["jobs"][0]["error"]
+    (before, lease_before), (after, lease_after) = seen
+    assert before <= 2 and lease_before >= before
+    assert 8 <= after <= 10 and lease_after >= after
+    assert job(conn, job_id)["output"] == "finished"

@@ -25,7 +25,7 @@ class WorkerSettings(BaseSettings):
     database_url: SecretStr | None = None
     supabase_url: HttpUrl | None = None
     supabase_service_role_key: SecretStr | None = None
-    job_lease_seconds: int = Field(default=300, ge=5, le=86_400)
+    job_lease_seconds: int = Field(default=300, ge=1, le=86_400)
     # Below every platform's timeout (Supabase 150 s, Cloud Run 300 s default, Lambda 900 s max),
     # so a call always returns before its platform kills it and strands claimed jobs.
     worker_pull_time_budget_seconds: float = Field(default=60.0, gt=0, le=900)

@@ -17,11 +17,17 @@ class JobTimeout(Exception):
 
 @dataclass
 class JobContext:
+    """``deadline`` (``time.monotonic()`` seconds) is when the handler is stopped: its own time
+    limit, or the end of its lease if that comes first. Renewing the lease moves it, up to
+    ``limit_at``, the handler's own limit."""
+
     job: ClaimedJob
     deadline: float
+    limit_at: float
     store: QueueStore
     settings: WorkerSettings
     lease_seconds: int
+    lease_margin: float
 
     @property
     def job_id(self) -> int:
@@ -48,5 +54,11 @@ class JobContext:
         time.sleep(seconds)
 
     def extend_lease(self, seconds: int | None = None) -> bool:
-        """Keeps the job leased for a handler that needs longer; false once the lease is lost."""
-        return self.job.id in self.store.extend_leases([self.job], seconds or self.lease_seconds)
+        """Keeps the job leased ``seconds`` more (default JOB_LEASE_SECONDS) and moves the
+        deadline with it; false once the lease is lost to another worker."""
+        seconds = seconds or self.lease_seconds
+        if self.job.id not in self.store.extend_leases([self.job], seconds):
+            return False
+        renewed = time.monotonic() + seconds - self.lease_margin
+        self.deadline = max(self.deadline, min(self.limit_at, renewed))
+        return True

@@ -25,7 +25,7 @@ POLL_SECONDS = 0.02
 @dataclass
 class _Watch:
     thread_id: int
-    deadline: float
+    deadline: Callable[[], float]
     fired: bool = False
 
 
@@ -59,7 +59,7 @@ class _Watchdog:
             now = time.monotonic()
             with self._lock:
                 for watch in list(self._watches.values()):
-                    if not watch.fired and now >= watch.deadline:
+                    if not watch.fired and now >= watch.deadline():
                         watch.fired = True
                         _raise_in(watch.thread_id, JobTimeout)
 
@@ -73,13 +73,16 @@ def _raise_in(thread_id: int, exception: type[BaseException] | None) -> None:
 _watchdog = _Watchdog()
 
 
-def run_with_limit(func: Callable[[], Any], timeout: float) -> Any:
-    """``func()``, or ``JobTimeout`` once it has run ``timeout`` seconds."""
-    watch = _Watch(threading.get_ident(), time.monotonic() + timeout)
+def run_with_limit(func: Callable[[], Any], deadline: Callable[[], float]) -> Any:
+    """``func()``, or ``JobTimeout`` once ``time.monotonic()`` passes ``deadline()`` (read
+    afresh at each check, so a renewed lease can move it)."""
+    started = time.monotonic()
+    watch = _Watch(threading.get_ident(), deadline)
     _watchdog.arm(watch)
     try:
         return func()
     except JobTimeout:
-        raise JobTimeout(f"handler ran past its time limit of {timeout:.3f} s") from None
+        ran = time.monotonic() - started
+        raise JobTimeout(f"handler ran past its time limit ({ran:.3f} s)") from None
     finally:
         _watchdog.disarm(watch)

@@ -30,7 +30,7 @@ from jobqueue.worker.runner import run_with_limit
 SLOW_JOB_SECONDS = 0.5
 # Outcomes wait at most this long before they are committed, so a crash loses little work.
 FLUSH_SECONDS = 0.25
-# Leases are extended when less than this margin would remain after a handler's time limit.
+# Time kept between a handler's deadline and the end of its lease (a tenth of short leases).
 LEASE_MARGIN_SECONDS = 5.0
 
 
@@ -90,6 +90,8 @@ class _Call:
         self.request = request
         self.deadline = deadline
         self.lease = service._settings.job_lease_seconds
+        # Time kept between a handler's deadline and its lease's end.
+        self.margin = min(LEASE_MARGIN_SECONDS, self.lease / 10)
         self.pending: list[Outcome] = []
         self.pending_since = 0.0
         self.reported: list[dict[str, Any]] = []
@@ -123,13 +125,10 @@ class _Call:
                 self.give_back(rest)
                 return
             limit = self.time_limit(job)
-            needed = limit + LEASE_MARGIN_SECONDS
-            if leased_until - self.clock() < needed:
-                # Hold every job still waiting for long enough that this one may run its
-                # full limit: no other worker can take them meanwhile.
-                seconds = max(self.lease, int(needed) + 1)
-                held = self.store.extend_leases(rest, seconds)
-                leased_until = self.clock() + seconds
+            if leased_until - self.clock() < limit + self.margin:
+                # Renew the leases of the jobs still waiting, so this one can run its limit.
+                held = self.store.extend_leases(rest, self.lease)
+                leased_until = self.clock() + self.lease
                 if job.id not in held:
                     continue
             if self.pending and self.clock() - self.pending_since > FLUSH_SECONDS:
@@ -142,11 +141,17 @@ class _Call:
                 self.give_back(batch[index + 1 :])
                 return
 
-    def time_limit(self, job: ClaimedJob) -> float:
+    def wanted_limit(self, job: ClaimedJob) -> float:
         handler = self.service._registry.get(job.type)
         if handler is not None and handler.timeout_seconds is not None:
             return handler.timeout_seconds
         return self.service._settings.job_handler_timeout_seconds
+
+    def time_limit(self, job: ClaimedJob) -> float:
+        """The handler's own limit, but never past the lease: JOB_LEASE_SECONDS is how long a
+        job may run before another worker may take it. A handler that needs longer renews its
+        lease with ``ctx.extend_lease()``, which moves its deadline too."""
+        return min(self.wanted_limit(job), self.lease - self.margin)
 
     def execute(self, job: ClaimedJob, limit: float) -> Outcome:
         began = self.clock()
@@ -154,9 +159,19 @@ class _Call:
         if handler is None:
             error = f"no handler registered for job type {job.type!r}"
             return self.measured(Outcome(job, ok=False, permanent=True, error=error), began)
-        context = JobContext(job, began + limit, self.store, self.service._settings, self.lease)
+        context = JobContext(
+            job,
+            deadline=began + limit,
+            limit_at=began + self.wanted_limit(job),
+            store=self.store,
+            settings=self.service._settings,
+            lease_seconds=self.lease,
+            lease_margin=self.margin,
+        )
         try:
-            output = run_with_limit(lambda: handler.func(job.input, context), limit)
+            output = run_with_limit(
+                lambda: handler.func(job.input, context), lambda: context.deadline
+            )
         except JobTimeout as exc:
             # It may have been interrupted inside a store call: start that connection afresh.
             self.store.discard_connection()
