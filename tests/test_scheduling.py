@@ -3,7 +3,6 @@ pg_cron) the whole chain pg_cron -> trigger_job_worker() -> cron_tick -> worker_
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
@@ -18,6 +17,7 @@ from jobqueue.migrate import apply_migrations
 from jobqueue.serving import ROOT, Served, serve_pipeline
 from tests.support import pg, pg_cron
 from tests.support.queue import Conn, insert_job
+from tests.support.scripts import run_script
 
 CRON_SECRET = "cron-secret-from-test"
 WORKER_SECRET = "worker-secret-from-test"
@@ -152,20 +152,8 @@ def configured(cron_db: str, functions: tuple[Served, Served]) -> str:
 
 
 def setup_config(cron_db: str, cron_url: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": cron_db,
-        "CRON_TICK_URL": cron_url,
-        "CRON_SECRET": CRON_SECRET,
-    }
-    return subprocess.run(
-        ["bash", "scripts/setup-cron-config.sh"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {"DATABASE_URL": cron_db, "CRON_TICK_URL": cron_url, "CRON_SECRET": CRON_SECRET}
+    return run_script("setup-cron-config.sh", env)
 
 
 def test_migrations_schedule_the_worker_with_pg_cron(cron_db: str) -> None:
@@ -210,13 +198,7 @@ def test_setup_script_stores_configuration_and_never_prints_the_secret(
     assert "cron_secret stored in settings" in done.stdout and "worker_configured" in done.stdout
     again = setup_config(cron_db, cron.url)
     assert again.returncode == 0, again.stderr
-    missing = subprocess.run(
-        ["bash", "scripts/setup-cron-config.sh"],
-        cwd=ROOT,
-        env={"PATH": os.environ["PATH"], "DATABASE_URL": cron_db},
-        capture_output=True,
-        text=True,
-    )
+    missing = run_script("setup-cron-config.sh", {"DATABASE_URL": cron_db})
     assert missing.returncode == 2 and "CRON_TICK_URL" in missing.stderr
 
 
@@ -317,19 +299,8 @@ def test_setup_script_reads_database_url_from_env_local(
         pytest.skip(".env.local exists in this checkout; not overwriting it")
     env_file.write_text(f"# local settings\nDATABASE_URL='{configured}'\n")
     try:
-        env = {
-            "PATH": os.environ["PATH"],
-            "CRON_TICK_URL": functions[1].url + "/v2",
-            "CRON_SECRET": CRON_SECRET,
-        }
-        done = subprocess.run(
-            ["bash", "scripts/setup-cron-config.sh"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        env = {"CRON_TICK_URL": functions[1].url + "/v2", "CRON_SECRET": CRON_SECRET}
+        done = run_script("setup-cron-config.sh", env)
     finally:
         env_file.unlink()
     assert done.returncode == 0, done.stderr

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
 
-from jobqueue.serving import ROOT, Served, free_port, serve_pipeline
+from jobqueue.serving import Served, free_port, serve_pipeline
 from tests.support.queue import Conn, insert_job, job
+from tests.support.scripts import run_script
 
 WORKER_SECRET = "worker-secret-scripts"
 CRON_SECRET = "cron-secret-scripts"
-
-
-def run(script: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", f"scripts/{script}", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={"PATH": os.environ["PATH"], **env},
-        timeout=60,
-    )
 
 
 @pytest.fixture
@@ -38,7 +26,7 @@ def served(db: str, tmp_path: Path) -> Iterator[tuple[Served, Served]]:
 def test_trigger_worker_processes_one_job(served: tuple[Served, Served], conn: Conn) -> None:
     worker, _ = served
     job_id = insert_job(conn, "echo", {"a": 1})
-    done = run(
+    done = run_script(
         "trigger-worker.sh", {"JOB_WORKER_SECRET": WORKER_SECRET, "WORKER_PULL_URL": worker.url}
     )
     assert done.returncode == 0, done.stderr
@@ -51,7 +39,7 @@ def test_trigger_cron_runs_iterations(served: tuple[Served, Served], conn: Conn)
     _, cron = served
     for _ in range(3):
         insert_job(conn)
-    done = run(
+    done = run_script(
         "trigger-cron.sh",
         {
             "CRON_SECRET": CRON_SECRET,
@@ -85,7 +73,7 @@ def test_supabase_url_layout_is_the_fallback(
         method="POST",
         headers={secret_header: "w", "Authorization": "Bearer role-key"},
     ).respond_with_json({"ok": True})
-    done = run(
+    done = run_script(
         script,
         {**env, "SUPABASE_URL": httpserver.url_for("/"), "SUPABASE_SERVICE_ROLE_KEY": "role-key"},
     )
@@ -103,18 +91,18 @@ def test_supabase_url_layout_is_the_fallback(
     ],
 )
 def test_missing_variable_is_exit_2_naming_it(script: str, env: dict[str, str], named: str) -> None:
-    done = run(script, env)
+    done = run_script(script, env)
     assert done.returncode == 2 and named in done.stderr and len(done.stderr.splitlines()) == 1
 
 
 def test_non_2xx_answer_is_exit_1_with_the_answer_printed(served: tuple[Served, Served]) -> None:
     _, cron = served
-    done = run("trigger-cron.sh", {"CRON_SECRET": "wrong", "CRON_TICK_URL": cron.url})
+    done = run_script("trigger-cron.sh", {"CRON_SECRET": "wrong", "CRON_TICK_URL": cron.url})
     assert done.returncode == 1 and json.loads(done.stdout)["error"] == "unauthorized"
 
 
 def test_unreachable_function_is_exit_1() -> None:
-    done = run(
+    done = run_script(
         "trigger-worker.sh",
         {"JOB_WORKER_SECRET": "x", "WORKER_PULL_URL": f"http://127.0.0.1:{free_port()}"},
     )
