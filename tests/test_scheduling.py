@@ -331,3 +331,23 @@ def test_without_pg_net_the_http_extension_carries_the_call(pg_server: str, tmp_
         assert done["n"] == 2
         with pytest.raises(psycopg.errors.RaiseException, match="pg_net"):
             conn.execute("select set_job_kick(true)")
+
+
+def test_prune_also_trims_cron_run_history_and_http_responses(cron_db: str) -> None:
+    with pg.connect(cron_db) as conn:
+        conn.execute(
+            "insert into cron.job_run_details (jobid, command, status, start_time, end_time)"
+            " values (1, 'old', 'succeeded', now() - interval '9 days', now() - interval '9 days'),"
+            " (1, 'new', 'succeeded', now(), now())"
+        )
+        conn.execute(
+            "insert into net._http_response (id, status_code, created)"
+            " values (1, 200, now() - interval '9 days'), (2, 200, now())"
+        )
+        result = conn.execute("select prune_job_history() as r").fetchone()["r"]
+        left = conn.execute(
+            "select (select count(*) from cron.job_run_details) as runs,"
+            " (select count(*) from net._http_response) as responses"
+        ).fetchone()
+    assert (result["cron_runs"], result["http_responses"]) == (1, 1)
+    assert left == {"runs": 1, "responses": 1}

@@ -217,3 +217,25 @@ def test_a_handler_never_outlives_its_lease_unless_it_renews_it(
     assert before <= 2 and lease_before >= before
     assert 8 <= after <= 10 and lease_after >= after
     assert job(conn, job_id)["output"] == "finished"
+
+
+def test_jobs_waiting_behind_a_slow_one_are_given_back(
+    db: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch sized for fast jobs must not hold the rest hostage behind a slow one: they go
+    back to the queue (and are claimed anew, here by the same call, after it)."""
+    app = client("worker_pull", {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": db}, monkeypatch)
+    insert_job(conn, "echo")
+    app.post("/", json={}, headers=HEADERS)  # teaches the instance that jobs are fast
+    slow = insert_job(conn, "echo", {"sleep_ms": 700}, priority=-1)
+    fast = [insert_job(conn, "echo") for _ in range(4)]
+    body = app.post("/", json={"max_jobs": 5}, headers=HEADERS).get_json()
+    assert [j["id"] for j in body["jobs"]] == [slow, *fast]
+    assert all(j["status"] == "done" for j in body["jobs"])
+    gaps = conn.execute(
+        "select extract(epoch from f.started_at - s.started_at) as gap"
+        " from jobs f, jobs s where s.id = %s and f.id = any(%s)",
+        (slow, fast),
+    ).fetchall()
+    assert all(g["gap"] >= 0.6 for g in gaps), "the fast jobs stayed claimed behind the slow one"
+    assert all(job(conn, i)["attempts"] == 1 for i in fast), "a give-back spends no attempt"
