@@ -125,9 +125,16 @@ def test_time_budget_stops_claiming_and_gives_back_the_rest(post: Post, conn: Co
 def test_handler_past_its_time_limit_fails_the_attempt(
     backend_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, conn: Conn
 ) -> None:
+    """JOB_HANDLER_TIMEOUT_SECONDS is the limit of a handler that declares none."""
+    from jobqueue.worker.registry import registry
+
+    registry.register("test_sleeper")(lambda input, ctx: ctx.sleep(5))
     app = client("worker_pull", {**backend_env, "JOB_HANDLER_TIMEOUT_SECONDS": "0.2"}, monkeypatch)
-    job_id = insert_job(conn, "echo", {"sleep_ms": 5000})
-    response = app.post("/", json={}, headers=HEADERS)
+    job_id = insert_job(conn, "test_sleeper")
+    try:
+        response = app.post("/", json={}, headers=HEADERS)
+    finally:
+        registry.unregister("test_sleeper")
     [reported] = response.get_json()["jobs"]
     assert reported["status"] == "queued" and "time limit" in reported["error"]
     assert reported["duration_ms"] < 2000
@@ -239,3 +246,14 @@ def test_jobs_waiting_behind_a_slow_one_are_given_back(
     ).fetchall()
     assert all(g["gap"] >= 0.6 for g in gaps), "the fast jobs stayed claimed behind the slow one"
     assert all(job(conn, i)["attempts"] == 1 for i in fast), "a give-back spends no attempt"
+
+
+def test_echo_sleeping_longer_than_the_lease_renews_it(
+    db: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": db, "JOB_LEASE_SECONDS": "1"}
+    app = client("worker_pull", env, monkeypatch)
+    job_id = insert_job(conn, "echo", {"sleep_ms": 2500})
+    [reported] = app.post("/", json={}, headers=HEADERS).get_json()["jobs"]
+    assert reported["status"] == "done", reported["error"]
+    assert reported["duration_ms"] >= 2500 and job(conn, job_id)["attempts"] == 1

@@ -46,12 +46,16 @@ class JobContext:
             raise JobTimeout(f"job {self.job.id} ran past its time limit")
 
     def sleep(self, seconds: float) -> None:
-        """Sleeps, but never past the deadline."""
-        left = self.time_left()
-        if seconds >= left:
-            time.sleep(max(0.0, left))
-            raise JobTimeout(f"job {self.job.id} ran past its time limit")
-        time.sleep(seconds)
+        """Sleeps, renewing the lease as the sleep goes on (a sleeping handler is alive), but
+        never past the handler's own time limit: then it raises ``JobTimeout``."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self.time_left() < left and self.deadline < self.limit_at:
+                self.extend_lease()
+            if self.time_left() <= 0:
+                raise JobTimeout(f"job {self.job.id} ran past its time limit")
+            time.sleep(min(left, self.time_left()))
+        self.check_deadline()
 
     def extend_lease(self, seconds: int | None = None) -> bool:
         """Keeps the job leased ``seconds`` more (default JOB_LEASE_SECONDS) and moves the
