@@ -257,3 +257,38 @@ def test_echo_sleeping_longer_than_the_lease_renews_it(
     [reported] = app.post("/", json={}, headers=HEADERS).get_json()["jobs"]
     assert reported["status"] == "done", reported["error"]
     assert reported["duration_ms"] >= 2500 and job(conn, job_id)["attempts"] == 1
+
+
+def test_a_batch_costs_one_claim_and_one_finish(db: str, conn: Conn) -> None:
+    """Counted at the store: no per-job round trip may creep into a batch."""
+    from pydantic import SecretStr
+
+    from jobqueue.handlers import load_handlers
+    from jobqueue.settings import WorkerSettings
+    from jobqueue.store.postgres import PostgresStore
+    from jobqueue.worker.models import PullRequest
+    from jobqueue.worker.registry import registry
+    from jobqueue.worker.service import WorkerService
+
+    class CountingStore(PostgresStore):
+        def __init__(self, dsn: str) -> None:
+            super().__init__(dsn)
+            self.calls: list[str] = []
+
+        def call(self, function: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+            self.calls.append(function)
+            return super().call(function, args)
+
+    load_handlers()
+    settings = WorkerSettings(job_worker_secret=SecretStr("s"), database_url=SecretStr(db))
+    store = CountingStore(db)
+    service = WorkerService(store, registry, settings)
+    try:
+        conn.execute("insert into jobs (type) select 'echo' from generate_series(1, 101)")
+        service.pull(PullRequest(max_jobs=1))  # learns how long a job takes
+        store.calls.clear()
+        answer = service.pull(PullRequest(max_jobs=100))
+    finally:
+        service.close()
+    assert answer["processed"] == 100
+    assert store.calls == ["claim_jobs", "finish_jobs"]

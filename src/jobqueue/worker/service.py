@@ -30,7 +30,8 @@ from jobqueue.worker.runner import run_with_limit
 SLOW_JOB_SECONDS = 0.5
 # Outcomes wait at most this long before they are committed, so a crash loses little work.
 FLUSH_SECONDS = 0.25
-# Time kept between a handler's deadline and the end of its lease (a tenth of short leases).
+# Time kept between a handler's deadline and the end of its lease (a tenth of short leases);
+# a fresh lease covers the longest limit with two of these to spare, so it needs no renewal.
 LEASE_MARGIN_SECONDS = 5.0
 
 
@@ -151,7 +152,7 @@ class _Call:
         """The handler's own limit, but never past the lease: JOB_LEASE_SECONDS is how long a
         job may run before another worker may take it. A handler that needs longer renews its
         lease with ``ctx.extend_lease()``, which moves its deadline too."""
-        return min(self.wanted_limit(job), self.lease - self.margin)
+        return min(self.wanted_limit(job), self.lease - 2 * self.margin)
 
     def execute(self, job: ClaimedJob, limit: float) -> Outcome:
         began = self.clock()
