@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pytest_httpserver import HTTPServer
 
 from jobqueue.serving import free_port, serve
 from tests.support import pgbouncer
@@ -256,16 +257,22 @@ def test_safe_behind_a_transaction_mode_pooler(db: str, conn: Conn, tmp_path: Pa
     assert len(results) == 600 and set(results) == {"done"}
 
 
+@pytest.mark.parametrize("backend", ["postgres", "rest"])
 def test_unmigrated_database_is_503_saying_what_to_do(
-    pg_server: str, monkeypatch: pytest.MonkeyPatch
+    pg_server: str, monkeypatch: pytest.MonkeyPatch, httpserver: HTTPServer, backend: str
 ) -> None:
-    from tests.support import pg
+    from tests.support import pg, postgrest
 
     name = pg.unique_name("jobqueue_unmigrated")
     dsn = pg.create_database(pg_server, name)
+    env = {"JOB_WORKER_SECRET": SECRET}
+    if backend == "postgres":
+        env["DATABASE_URL"] = dsn
+    else:
+        env["SUPABASE_URL"] = postgrest.install(httpserver, dsn, "key")
+        env["SUPABASE_SERVICE_ROLE_KEY"] = "key"
     try:
-        app = client("worker_pull", {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": dsn}, monkeypatch)
-        response = post(app, {})
+        response = post(client("worker_pull", env, monkeypatch), {})
         assert response.status_code == 503
         assert "apply supabase/migrations" in response.get_json()["message"]
     finally:

@@ -33,6 +33,17 @@ def install(server: HTTPServer, dsn: str, api_key: str) -> str:
         args = json.loads(request.get_data() or b"{}")
         try:
             return _json(200, _call(dsn, match.group("name"), args))
+        except _NotInSchemaCache as exc:
+            # PostgREST's answer for a function its schema cache does not have.
+            return _json(
+                404,
+                {
+                    "code": "PGRST202",
+                    "details": None,
+                    "hint": None,
+                    "message": f"Could not find the function public.{exc}",
+                },
+            )
         except psycopg.Error as exc:
             diag = exc.diag
             return _json(
@@ -58,7 +69,7 @@ def _call(dsn: str, name: str, args: dict[str, Any]) -> Any:
             (name,),
         ).fetchone()
         if proc is None:
-            raise psycopg.errors.UndefinedFunction(f"function {name} not found")
+            raise _NotInSchemaCache(name)
         returns_set, arg_names, arg_types = proc
         types = dict(zip(arg_names or [], arg_types, strict=False))
         params = {k: Jsonb(v) if types.get(k) in ("jsonb", "json") else v for k, v in args.items()}
@@ -76,6 +87,10 @@ def _call(dsn: str, name: str, args: dict[str, Any]) -> Any:
             conn.execute("set local role service_role")
             row = conn.execute(query, params).fetchone()
         return row[0] if row else None
+
+
+class _NotInSchemaCache(Exception):
+    pass
 
 
 def _json(status: int, body: Any) -> Response:

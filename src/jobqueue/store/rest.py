@@ -32,7 +32,14 @@ class RestStore(QueueStore):
                 f"Supabase REST is unreachable: {type(exc).__name__}"
             ) from None
         except APIError as exc:
-            if str(exc.code or "").startswith(("5", "PGRST0")):
+            code = str(exc.code or "")
+            if code == "PGRST202":
+                raise ServiceUnavailable(
+                    f"the database has no {function}(): apply supabase/migrations to it"
+                ) from None
+            # PGRST0xx: PostgREST cannot reach the database; SQLSTATE class 5x: the database
+            # is out of resources or shutting down.
+            if code.startswith(("5", "PGRST0")):
                 raise ServiceUnavailable(f"Supabase REST failed: {exc.message}") from None
             raise
         # PostgREST answers rows as objects, a set of scalars as a list, a scalar bare.

@@ -33,7 +33,7 @@ def open_store(settings: WorkerSettings) -> QueueStore:
 
 
 class WorkerApp:
-    """Settings once per instance; a service (its own connection and handler thread) per
+    """Settings once per instance; a service (its own database connection) per
     serving thread, since functions-framework's gunicorn serves requests on several threads."""
 
     def __init__(self) -> None:
