@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
+from psycopg.types.json import Jsonb
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -41,7 +43,7 @@ def storage(httpserver: HTTPServer) -> dict[str, bytes]:
         return Response(objects[key], content_type="application/octet-stream")
 
     httpserver.expect_request(
-        __import__("re").compile("^/storage/v1/object/.*"), method="GET"
+        re.compile("^/storage/v1/object/.*"), method="GET"
     ).respond_with_handler(handle)
     return objects
 
@@ -89,3 +91,22 @@ def test_missing_object_fails_at_once_and_marks_the_file_failed(
         "select status, error from ingest_files where id = %s", (file_id,)
     ).fetchone()
     assert row["status"] == "failed" and "does not exist" in row["error"]
+
+
+@pytest.mark.parametrize("input", [{}, {"file_id": "not-a-uuid"}, {"file_id": 7}, []])
+def test_bad_input_fails_at_once(app: Any, conn: Conn, input: Any) -> None:
+    job_id = conn.execute(
+        "insert into jobs (type, input) values ('ingest_file', %s) returning id", (Jsonb(input),)
+    ).fetchone()["id"]
+    [reported] = app.post("/", json={}, headers={"x-job-worker-secret": SECRET}).get_json()["jobs"]
+    assert reported["id"] == job_id and reported["status"] == "failed"
+    assert "file_id" in reported["error"] and reported["attempts"] == 1
+
+
+def test_a_file_id_with_no_row_fails_at_once(app: Any, conn: Conn) -> None:
+    missing = "00000000-0000-0000-0000-000000000000"
+    conn.execute(
+        "insert into jobs (type, input) values ('ingest_file', %s)", (Jsonb({"file_id": missing}),)
+    )
+    [reported] = app.post("/", json={}, headers={"x-job-worker-secret": SECRET}).get_json()["jobs"]
+    assert reported["status"] == "failed" and missing in reported["error"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import uuid
 from typing import Any
 
 from jobqueue.storage import ObjectNotFound, storage_for
@@ -16,8 +17,12 @@ _TEXT_TYPES = ("application/json", "application/xml", "application/csv", "applic
 @job_handler("ingest_file", timeout_seconds=600)
 def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
     file_id = input.get("file_id") if isinstance(input, dict) else None
-    if not isinstance(file_id, str) or not file_id:
-        raise PermanentJobError("input.file_id must be the id of an ingest_files row")
+    try:
+        file_id = str(uuid.UUID(str(file_id)))
+    except ValueError:
+        raise PermanentJobError(
+            "input.file_id must be the id (a UUID) of an ingest_files row"
+        ) from None
     row = ctx.store.get_ingest_file(file_id)
     if row is None:
         raise PermanentJobError(f"no ingest_files row with id {file_id}")
