@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
 import httpx
@@ -12,11 +11,6 @@ from storage3.exceptions import StorageApiError
 
 class ObjectNotFound(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    content: bytes
 
 
 @cache
@@ -32,9 +26,9 @@ class Storage:
         http = httpx.Client(timeout=timeout, follow_redirects=True)
         self._client = SyncStorageClient(base, headers, http_client=http)
 
-    def download(self, bucket: str, path: str) -> StoredObject:
+    def download(self, bucket: str, path: str) -> bytes:
         try:
-            return StoredObject(self._client.from_(bucket).download(path))
+            return self._client.from_(bucket).download(path)
         except StorageApiError as exc:
             # Storage answers a missing object with 404, or with 400 and statusCode "404".
             if str(exc.status) == "404" or exc.code in ("not_found", "NoSuchKey"):

@@ -29,7 +29,6 @@ class CallResult:
     succeeded: int = 0
     failed: int = 0
     queue_empty: bool = False
-    problem: str | None = None
 
 
 class CronService:
@@ -140,4 +139,4 @@ class CronService:
 
     def _failed(self, problem: str) -> CallResult:
         log_event("WARNING", "worker_pull call failed", problem=problem)
-        return CallResult(ok=False, problem=problem)
+        return CallResult(ok=False)

@@ -35,7 +35,7 @@ def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
         str(settings.supabase_url), settings.supabase_service_role_key.get_secret_value()
     )
     try:
-        content = storage.download(row["bucket"], row["path"]).content
+        content = storage.download(row["bucket"], row["path"])
     except ObjectNotFound as exc:
         raise PermanentJobError(str(exc)) from None
     ctx.check_deadline()

@@ -64,9 +64,6 @@ class Registry:
     def get(self, job_type: str) -> Handler | None:
         return self._handlers.get(job_type)
 
-    def types(self) -> list[str]:
-        return sorted(self._handlers)
-
 
 registry = Registry()
 job_handler = registry.register
