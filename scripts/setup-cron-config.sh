@@ -14,11 +14,18 @@ fi
 for name in DATABASE_URL CRON_TICK_URL CRON_SECRET; do
   [ -n "${!name:-}" ] || { echo "setup-cron-config.sh: $name is not set" >&2; exit 2; }
 done
-export CRON_TICK_URL CRON_SECRET
+export CRON_TICK_URL CRON_SECRET DATABASE_URL
 
-# The values reach psql through its environment (\getenv), never its command line or output;
-# terse errors keep psql from quoting a statement back.
-psql "$DATABASE_URL" --no-psqlrc --quiet -v ON_ERROR_STOP=1 <<'SQL'
+# The connection (password included) reaches psql through a private service file, the values
+# through its environment (\getenv): never a command line, which `ps` shows to every user.
+# Terse errors keep psql from quoting a statement back.
+PGSERVICEFILE=$(mktemp)
+trap 'rm -f "$PGSERVICEFILE"' EXIT
+chmod 600 "$PGSERVICEFILE"
+python3 scripts/lib/pgservice.py > "$PGSERVICEFILE" \
+  || { echo "setup-cron-config.sh: DATABASE_URL is not a PostgreSQL connection string" >&2; exit 2; }
+export PGSERVICEFILE
+psql "service=jobqueue" --no-psqlrc --quiet -v ON_ERROR_STOP=1 <<'SQL'
 \set VERBOSITY terse
 \getenv cron_tick_url CRON_TICK_URL
 \getenv cron_secret CRON_SECRET
@@ -30,3 +37,12 @@ select public.schedule_job_worker();
 \x on
 select * from public.job_processing_status;
 SQL
+
+# Nothing will ever run without an HTTP client in the database: say which one to enable.
+client=$(psql "service=jobqueue" --no-psqlrc -X -At -c "select coalesce(public.job_worker_http_client(), '')")
+if [ -z "$client" ]; then
+  echo "setup-cron-config.sh: WARNING: the database has no HTTP client, so nothing can call" \
+    "cron_tick: enable pg_net (create extension pg_net; on Supabase: Database > Extensions)," \
+    "or the http extension, then run this again" >&2
+  exit 1
+fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -405,3 +406,98 @@ def test_a_delay_longer_than_the_budget_left_ends_the_tick_at_once(
     summary = tick(settings, monkeypatch, {"iterations": 3, "delay": 10_000}).get_json()
     assert (summary["calls"], summary["stopped"]) == (1, "budget")
     assert time.monotonic() - started < 2
+
+
+class RawWorker:
+    """A worker_pull that misbehaves at the byte level: `script(connection)` answers each
+    request it reads; counts the requests it was sent."""
+
+    def __init__(self, script: Any) -> None:
+        self.script = script
+        self.requests = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(30)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            self.requests += 1
+            with contextlib.suppress(OSError):
+                self.script(connection)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_trickling_answer_is_cut_at_the_per_call_timeout(
+    env: dict[str, str], monkeypatch: Any
+) -> None:
+    """One byte every 0.3 s never trips a read timeout; the call's total limit (1 s) ends it."""
+
+    def trickle_headers_then_body(connection: socket.socket) -> None:
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b" " * 100:
+            connection.sendall(bytes([byte]))
+            time.sleep(0.3)
+
+    raw = RawWorker(trickle_headers_then_body)
+    settings = {**env, "WORKER_PULL_URL": raw.url, "WORKER_PULL_TIMEOUT_SECONDS": "1"}
+    started = time.monotonic()
+    summary = tick(settings, monkeypatch, {"iterations": 2, "delay": 0}).get_json()
+    raw.close()
+    assert (summary["calls"], summary["errors"]) == (2, 2)
+    assert time.monotonic() - started < 4
+
+
+def test_a_call_whose_answer_broke_off_after_its_headers_is_not_resent(
+    env: dict[str, str], monkeypatch: Any
+) -> None:
+    def headers_then_hang_up(connection: socket.socket) -> None:
+        connection.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"proc')
+
+    raw = RawWorker(headers_then_hang_up)
+    summary = tick({**env, "WORKER_PULL_URL": raw.url}, monkeypatch, {"iterations": 1}).get_json()
+    raw.close()
+    assert (summary["calls"], summary["errors"], raw.requests) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"processed": 1e999, "jobs": [], "queue_empty": false}',
+        '{"processed": 1, "jobs": [], "queue_empty": "false"}',
+        '{"processed": "1", "jobs": [], "queue_empty": false}',
+        '{"processed": 1, "jobs": "x", "queue_empty": false}',
+        '{"processed": 1, "jobs": [5], "queue_empty": false}',
+        "[" * 5000 + "]" * 5000,
+        '{"processed": NaN, "jobs": [], "queue_empty": false}',
+        "not json",
+    ],
+)
+def test_odd_answers_from_worker_pull_are_errors_not_500s(
+    env: dict[str, str], monkeypatch: Any, worker_server: HTTPServer, answer: str
+) -> None:
+    worker_server.expect_request("/worker", method="POST").respond_with_data(
+        answer, content_type="application/json"
+    )
+    try:
+        response = tick(env, monkeypatch, {"iterations": 1})
+    finally:
+        worker_server.clear()
+    assert response.status_code == 200
+    summary = response.get_json()
+    assert (summary["calls"], summary["errors"], summary["processed"]) == (1, 1, 0)

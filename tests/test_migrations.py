@@ -101,3 +101,95 @@ def test_rls_is_on_and_the_status_view_is_private(conn: Conn) -> None:
             "select has_table_privilege(%s, 'job_processing_status', 'select') as v", (role,)
         ).fetchone()["v"]
         assert privileged is False
+
+
+# What a new Supabase project's public schema grants on everything created later.
+SUPABASE_DEFAULT_GRANTS = """
+grant usage on schema public to anon, authenticated, service_role;
+alter default privileges in schema public
+  grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public
+  grant all on sequences to anon, authenticated, service_role;
+alter default privileges in schema public
+  grant all on functions to anon, authenticated, service_role;
+"""
+
+
+@pytest.fixture
+def supabase_like_db(empty_db: str) -> str:
+    """An empty database with Supabase's roles and default grants, then our migrations."""
+    with pg.connect(empty_db) as conn:
+        conn.execute(
+            "do $$ begin"
+            " if not exists (select from pg_roles where rolname = 'anon') then"
+            "   create role anon; end if;"
+            " if not exists (select from pg_roles where rolname = 'authenticated') then"
+            "   create role authenticated; end if;"
+            " if not exists (select from pg_roles where rolname = 'service_role') then"
+            "   create role service_role; end if;"
+            " end $$"
+        )
+        conn.execute(SUPABASE_DEFAULT_GRANTS)
+    apply_migrations(empty_db)
+    return empty_db
+
+
+def test_api_roles_hold_nothing_of_ours_even_after_supabase_default_grants(
+    supabase_like_db: str,
+) -> None:
+    """Over the catalog, so a new table, sequence, view or function cannot slip through."""
+    with pg.connect(supabase_like_db) as conn:
+        relations = conn.execute(
+            "select c.relname, c.relkind, r.rolname,"
+            " has_table_privilege(r.rolname, c.oid,"
+            "   'select,insert,update,delete,truncate,references,trigger') as on_table"
+            " from pg_class c cross join (values ('anon'), ('authenticated')) r(rolname)"
+            " where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'v', 'p')"
+        ).fetchall()
+        sequences = conn.execute(
+            "select c.relname, r.rolname,"
+            " has_sequence_privilege(r.rolname, c.oid, 'usage,select,update') as on_sequence"
+            " from pg_class c cross join (values ('anon'), ('authenticated')) r(rolname)"
+            " where c.relnamespace = 'public'::regnamespace and c.relkind = 'S'"
+        ).fetchall()
+        functions = conn.execute(
+            "select p.oid::regprocedure::text as name, r.rolname"
+            " from pg_proc p cross join (values ('anon'), ('authenticated')) r(rolname)"
+            " where p.pronamespace = 'public'::regnamespace"
+            " and has_function_privilege(r.rolname, p.oid, 'execute')"
+        ).fetchall()
+    assert len(relations) >= 8 and len(sequences) >= 4
+    assert [r for r in relations if r["on_table"]] == []
+    assert [s for s in sequences if s["on_sequence"]] == []
+    assert functions == []
+
+
+def test_every_security_definer_function_pins_its_search_path_and_is_service_role_only(
+    conn: Conn,
+) -> None:
+    definers = conn.execute(
+        "select p.oid::regprocedure::text as name, p.proconfig,"
+        " array(select a.grantee::regrole::text from aclexplode(p.proacl) a"
+        "       where a.privilege_type = 'EXECUTE' and a.grantee <> p.proowner) as executors,"
+        " exists (select from aclexplode(p.proacl) a where a.grantee = 0) as public_execute"
+        " from pg_proc p where p.pronamespace = 'public'::regnamespace and p.prosecdef"
+    ).fetchall()
+    assert len(definers) > 20
+    for function in definers:
+        assert any(setting.startswith("search_path=") for setting in function["proconfig"] or []), (
+            function["name"]
+        )
+        assert function["executors"] == ["service_role"], function["name"]
+        assert function["public_execute"] is False, function["name"]
+
+
+def test_no_secret_in_any_migration() -> None:
+    """Secrets are stored by setup-cron-config.sh, never written in a migration."""
+    import re
+
+    for migration in find_migrations():
+        text = migration.path.read_text(encoding="utf-8")
+        assert not re.search(r"(?i)(secret|password|key)\s*(=|:=)\s*'[^'<]{8,}'", text), (
+            migration.path.name
+        )
+        assert "eyJ" not in text, f"{migration.path.name} holds what looks like a JWT"

@@ -351,3 +351,152 @@ def test_prune_also_trims_cron_run_history_and_http_responses(cron_db: str) -> N
         ).fetchone()
     assert (result["cron_runs"], result["http_responses"]) == (1, 1)
     assert left == {"runs": 1, "responses": 1}
+
+
+# --- issue 11: problems, tick results, the setup script's rules ------------------------------
+
+
+def test_setup_script_without_an_http_client_warns_and_fails(db: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": db, "CRON_TICK_URL": "http://127.0.0.1:9/", "CRON_SECRET": CRON_SECRET}
+    done = run_script("setup-cron-config.sh", env)
+    assert done.returncode == 1
+    assert "no HTTP client" in done.stderr and "pg_net" in done.stderr
+    assert CRON_SECRET not in done.stdout + done.stderr
+
+
+def test_setup_script_keeps_the_password_off_psql_command_lines(
+    pg_server: str, db: str, tmp_path: Path
+) -> None:
+    """A psql on PATH that records its arguments: the connection string must not be one."""
+    real = subprocess.run(["which", "psql"], capture_output=True, text=True).stdout.strip()
+    spy = tmp_path / "bin"
+    spy.mkdir()
+    (spy / "psql").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/argv\nexec {real} "$@"\n')
+    (spy / "psql").chmod(0o755)
+    with pg.connect(pg_server) as conn:
+        conn.execute("drop role if exists jobqueue_pw_test")
+        conn.execute("create role jobqueue_pw_test login superuser password 'Pa55-word-x'")
+    params = psycopg.conninfo.conninfo_to_dict(db)
+    url = f"postgresql://jobqueue_pw_test:Pa55-word-x@127.0.0.1:5432/{params['dbname']}"
+    import os
+
+    env = {
+        "DATABASE_URL": url,
+        "CRON_TICK_URL": "http://127.0.0.1:9/",
+        "CRON_SECRET": CRON_SECRET,
+        "PATH": f"{spy}:{os.environ['PATH']}",
+    }
+    try:
+        done = run_script("setup-cron-config.sh", env)
+    finally:
+        with pg.connect(pg_server) as conn:
+            conn.execute("drop owned by jobqueue_pw_test")
+            conn.execute("drop role jobqueue_pw_test")
+    assert "cron_secret stored in settings" in done.stdout, done.stderr
+    argv = (tmp_path / "argv").read_text()
+    assert "service=jobqueue" in argv and "Pa55-word-x" not in argv
+
+
+def test_moving_to_vault_leaves_no_copy_in_database_settings(conn: Conn) -> None:
+    conn.execute("select set_job_worker_config('cron_secret', 'old-plaintext-secret')")
+    pg_cron.install(conn.info.dsn, "vault_standin.sql")
+    conn.execute("select set_job_worker_config('cron_secret', 'new-vault-secret')")
+    left = conn.execute(
+        "select setting from pg_db_role_setting, unnest(setconfig) setting"
+        " where setting like 'app.settings.cron_secret=%'"
+        " and setdatabase = (select oid from pg_database where datname = current_database())"
+    ).fetchall()
+    assert left == []
+    assert conn.execute("select current_setting('app.settings.cron_secret', true) as v").fetchone()[
+        "v"
+    ] in ("", None)
+    assert conn.execute("select job_worker_config('cron_secret') as v").fetchone() == {
+        "v": "new-vault-secret"
+    }
+
+
+def test_problems_is_empty_only_when_all_is_well(configured: str) -> None:
+    with pg.connect(configured) as conn:
+        row = status(conn)
+        assert row["problems"] == [], row["problems"]
+        conn.execute(
+            "select cron.alter_job(jobid, active := false) from cron.job"
+            " where jobname = 'process-queued-jobs'"
+        )
+        assert any("paused" in p for p in status(conn)["problems"])
+
+
+def test_status_names_problems_without_pg_cron(conn: Conn) -> None:
+    problems = status(conn)["problems"]
+    assert any("cron_tick URL is not configured" in p for p in problems)
+    assert any("secret is not configured" in p for p in problems)
+    assert any("pg_cron is not installed" in p for p in problems)
+    assert any("no HTTP client" in p for p in problems)
+
+
+def test_stalled_queue_and_expired_leases_are_problems(conn: Conn) -> None:
+    conn.execute("update job_worker_settings set stall_after = '1 minute'")
+    conn.execute("insert into jobs (type, run_at) values ('echo', now() - interval '2 minutes')")
+    conn.execute(
+        "insert into jobs (type, status, attempts, lease_expires_at)"
+        " values ('echo', 'running', 1, now() - interval '1 second')"
+    )
+    row = status(conn)
+    assert (row["stalled"], row["expired_leases"]) == (1, 1)
+    assert any("runnable for longer than 00:01:00" in p for p in row["problems"])
+    assert any("expired lease" in p and "requeue_job" in p for p in row["problems"])
+
+
+@pytest.mark.parametrize(
+    ("cron_env", "expected_status", "phrase"),
+    [
+        ({"CRON_SECRET": "not-the-stored-one"}, 401, "does not match cron_tick's CRON_SECRET"),
+        (
+            {"WORKER_PULL_URL": "http://127.0.0.1:9/"},
+            200,
+            "every call from cron_tick to worker_pull",
+        ),
+    ],
+)
+def test_a_failing_tick_shows_in_problems_then_clears(
+    cron_db: str, tmp_path: Path, cron_env: dict[str, str], expected_status: int, phrase: str
+) -> None:
+    """What the scheduled call got back (pg_net's response, found by its request id) is in
+    last_tick_* and, when it went wrong, in problems; a good tick clears it."""
+    from jobqueue.serving import serve
+
+    worker_env = {"JOB_WORKER_SECRET": WORKER_SECRET, "DATABASE_URL": cron_db}
+    with serve("worker_pull", worker_env, tmp_path) as worker:
+        good = {
+            "CRON_SECRET": CRON_SECRET,
+            "JOB_WORKER_SECRET": WORKER_SECRET,
+            "WORKER_PULL_URL": worker.url,
+        }
+        with serve("cron_tick", {**good, **cron_env}, tmp_path) as bad_cron:
+            assert setup_config(cron_db, bad_cron.url).returncode == 0
+            with pg.connect(cron_db) as conn:
+                insert_job(conn, "echo")
+                conn.execute("select manual_process_jobs(1)")
+                wait_for(lambda: status(conn)["last_tick_status"] is not None, 20)
+                row = status(conn)
+                assert row["last_tick_status"] == expected_status
+                assert any(phrase in p for p in row["problems"]), row["problems"]
+                assert CRON_SECRET not in str(row) and WORKER_SECRET not in str(row)
+        with serve("cron_tick", good, tmp_path) as cron:
+            assert setup_config(cron_db, cron.url).returncode == 0
+            with pg.connect(cron_db) as conn:
+                conn.execute("select manual_process_jobs(1)")
+                wait_for(lambda: status(conn)["last_tick_summary"] is not None, 20)
+                row = status(conn)
+                assert row["last_tick_status"] == 200 and row["problems"] == [], row["problems"]
+                assert row["last_tick_summary"]["processed"] == 1
+
+
+def test_an_unreachable_cron_tick_shows_in_problems(cron_db: str) -> None:
+    from jobqueue.serving import free_port
+
+    assert setup_config(cron_db, f"http://127.0.0.1:{free_port()}/").returncode == 0
+    with pg.connect(cron_db) as conn:
+        conn.execute("select manual_process_jobs(1)")
+        wait_for(lambda: status(conn)["last_tick_error"] is not None, 20)
+        assert any("got no answer" in p for p in status(conn)["problems"])

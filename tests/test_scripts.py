@@ -107,3 +107,45 @@ def test_unreachable_function_is_exit_1() -> None:
         {"JOB_WORKER_SECRET": "x", "WORKER_PULL_URL": f"http://127.0.0.1:{free_port()}"},
     )
     assert done.returncode == 1
+
+
+def test_trigger_cron_accepts_leading_zeros(served: tuple[Served, Served]) -> None:
+    _, cron = served
+    env = {"CRON_TICK_URL": cron.url, "CRON_SECRET": CRON_SECRET}
+    result = run_script("trigger-cron.sh", env, "05", "0010")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["iterations"] == 5
+
+
+@pytest.mark.parametrize("script", ["trigger-cron.sh", "trigger-worker.sh"])
+def test_a_secret_with_a_newline_is_refused_not_sent(script: str, httpserver: HTTPServer) -> None:
+    """A newline would add a header line of the secret's choosing to the request."""
+    name = "CRON_SECRET" if script == "trigger-cron.sh" else "JOB_WORKER_SECRET"
+    env = {
+        "CRON_TICK_URL": httpserver.url_for("/"),
+        "WORKER_PULL_URL": httpserver.url_for("/"),
+        name: "secret\nX-Injected: yes",
+    }
+    result = run_script(script, env)
+    assert result.returncode == 2 and name in result.stderr
+    assert "secret" not in result.stdout + result.stderr.replace(name, "")
+    assert httpserver.log == []
+
+
+def test_trigger_cron_exits_1_when_every_worker_call_failed(tmp_path: Path) -> None:
+    """cron_tick answers 200, but worker_pull is down: the tick processed nothing."""
+    from jobqueue.serving import serve
+
+    env = {
+        "CRON_SECRET": CRON_SECRET,
+        "JOB_WORKER_SECRET": WORKER_SECRET,
+        "WORKER_PULL_URL": f"http://127.0.0.1:{free_port()}/",
+    }
+    with serve("cron_tick", env, tmp_path) as cron:
+        result = run_script(
+            "trigger-cron.sh", {"CRON_TICK_URL": cron.url, "CRON_SECRET": CRON_SECRET}, "2", "0"
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["calls"] == summary["errors"] > 0
+    assert "every worker_pull call" in result.stderr

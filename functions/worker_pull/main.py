@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import functions_framework
-
+from jobqueue.http.entry import http_function
 from jobqueue.http.flask_adapter import from_flask, to_flask
-from jobqueue.http.lambda_adapter import from_event, to_proxy_response
+from jobqueue.http.lambda_adapter import handle_event
+from jobqueue.log import capture_library_logs
 from jobqueue.worker.app import WorkerApp
 
+capture_library_logs()
 app = WorkerApp()
 
 
-@functions_framework.http
-def worker_pull(request: Any) -> tuple[str, int, dict[str, str]]:
+@http_function
+def worker_pull(request: Any) -> Any:
     return to_flask(app.endpoint.handle(from_flask(request)))
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return to_proxy_response(app.endpoint.handle(from_event(event)))
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    return handle_event(app.endpoint, event, context)

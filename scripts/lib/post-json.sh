@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the trigger scripts: one JSON POST with a secret header, the answer on stdout.
 # Secrets go to curl on standard input (-H @-), never on its command line where ps shows them.
 
@@ -15,9 +16,21 @@ function_url() {
   fi
 }
 
+# header_safe NAME: exit 2 unless $NAME is printable ASCII without spaces; a newline in it would
+# add a header line of its own to the request.
+header_safe() {
+  local value=${!1}
+  if [[ ! $value =~ ^[!-~]+$ ]]; then
+    echo "$(basename "$0"): $1 must be printable ASCII without spaces or newlines" >&2
+    exit 2
+  fi
+}
+
 # post_json URL HEADER_NAME SECRET BODY: prints the answer; exit 1 unless it is 2xx.
+# The answer is left in POST_JSON_ANSWER for the caller to inspect.
 post_json() {
   local url=$1 header=$2 secret=$3 body=$4 answer status
+  if [ -n "${SUPABASE_SERVICE_ROLE_KEY:-}" ]; then header_safe SUPABASE_SERVICE_ROLE_KEY; fi
   answer=$(
     {
       printf '%s: %s\n' "$header" "$secret"
@@ -29,7 +42,8 @@ post_json() {
         --write-out '\n%{http_code}'
   ) || { echo "$(basename "$0"): could not reach $url" >&2; exit 1; }
   status=${answer##*$'\n'}
-  printf '%s\n' "${answer%$'\n'*}"
+  POST_JSON_ANSWER=${answer%$'\n'*}
+  printf '%s\n' "$POST_JSON_ANSWER"
   case $status in
     2??) return 0 ;;
     *) echo "$(basename "$0"): $url answered HTTP $status" >&2; exit 1 ;;

@@ -1,20 +1,43 @@
 """One JSON object per line on stdout: Cloud Logging and CloudWatch both parse it as fields.
 
-``severity`` and ``message`` are the keys Cloud Logging maps to its own; callers pass only
-identifiers and measurements, never secrets or job input.
+Every line has ``severity`` (Cloud Logging's key) and ``level`` (CloudWatch's log-level
+filter), ``time`` as RFC 3339 in UTC, ``message``, and the ids of the request being served
+(``request_id`` on Lambda, ``logging.googleapis.com/trace`` on Cloud Run). The standard
+``logging`` records of the libraries (httpx, psycopg, functions-framework) are written in the
+same format. Callers pass only identifiers and measurements, never secrets or job input.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
+import logging
 import sys
-import time
-from collections.abc import Iterable
+import traceback
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
+
+_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "jobqueue_log_context", default=MappingProxyType({})
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def record(severity: str, message: str, **fields: Any) -> dict[str, Any]:
-    return {"severity": severity, "message": message, "time": round(time.time(), 3), **fields}
+    return {
+        "severity": severity,
+        "level": severity,
+        "time": _now(),
+        "message": message,
+        **_context.get(),
+        **fields,
+    }
 
 
 def write(records: Iterable[dict[str, Any]]) -> None:
@@ -27,3 +50,48 @@ def write(records: Iterable[dict[str, Any]]) -> None:
 
 def log_event(severity: str, message: str, **fields: Any) -> None:
     write([record(severity, message, **fields)])
+
+
+def log_exception(message: str, **fields: Any) -> None:
+    """An unexpected error with its traceback: in the log only, never in a response."""
+    write([record("ERROR", message, traceback=traceback.format_exc(), **fields)])
+
+
+@contextmanager
+def request_context(ids: Mapping[str, str]) -> Iterator[None]:
+    """Every line written while a request is served quotes its ids."""
+    token = _context.set(dict(ids))
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class JsonHandler(logging.Handler):
+    """Library log records, written as our own lines."""
+
+    def emit(self, entry: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {"logger": entry.name}
+            if entry.exc_info:
+                fields["traceback"] = "".join(traceback.format_exception(*entry.exc_info))
+            write([record(_SEVERITY.get(entry.levelno, "DEFAULT"), entry.getMessage(), **fields)])
+        except Exception:  # noqa: BLE001 - logging must never break the request
+            self.handleError(entry)
+
+
+_SEVERITY = {
+    logging.DEBUG: "DEBUG",
+    logging.INFO: "INFO",
+    logging.WARNING: "WARNING",
+    logging.ERROR: "ERROR",
+    logging.CRITICAL: "CRITICAL",
+}
+
+
+def capture_library_logs(level: int = logging.WARNING) -> None:
+    """Routes the root logger to :class:`JsonHandler` (once per process)."""
+    root = logging.getLogger()
+    if not any(isinstance(handler, JsonHandler) for handler in root.handlers):
+        root.addHandler(JsonHandler())
+    root.setLevel(level)

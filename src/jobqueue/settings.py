@@ -6,9 +6,17 @@ pipeline answers with 503; secrets are held as ``SecretStr`` so they never appea
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import Field, HttpUrl, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobqueue.errors import NotConfigured
@@ -18,10 +26,25 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 _COMMON = SettingsConfigDict(case_sensitive=False, extra="ignore", env_ignore_empty=True)
 
 
+def _header_safe(secret: SecretStr) -> SecretStr:
+    """A secret travels in an HTTP header: visible ASCII only, so what one function sends is
+    byte for byte what the other compares (no padding a shell or console added)."""
+    value = secret.get_secret_value()
+    if not value or not all("!" <= char <= "~" for char in value):
+        raise ValueError(
+            "must be non-empty printable ASCII without spaces (check for a stray newline, "
+            "space or non-ASCII character)"
+        )
+    return secret
+
+
+HeaderSecret = Annotated[SecretStr, AfterValidator(_header_safe)]
+
+
 class WorkerSettings(BaseSettings):
     model_config = _COMMON
 
-    job_worker_secret: SecretStr = Field(min_length=1)
+    job_worker_secret: HeaderSecret
     database_url: SecretStr | None = None
     supabase_url: HttpUrl | None = None
     supabase_service_role_key: SecretStr | None = None
@@ -30,6 +53,32 @@ class WorkerSettings(BaseSettings):
     # so a call always returns before its platform kills it and strands claimed jobs.
     worker_pull_time_budget_seconds: float = Field(default=60.0, gt=0, le=900)
     job_handler_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # Modules of your own job types, comma-separated; each is imported once, and its
+    # @job_handler functions register themselves beside the built-in ones.
+    job_handler_modules: str = ""
+    # No call to the database takes longer than this, whatever the database does.
+    database_call_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_dsn(cls, dsn: SecretStr | None) -> SecretStr | None:
+        """Parsed as libpq would, so a malformed value is reported as configuration, not as an
+        unreachable database. libpq's own message may quote the value, so it is not shown."""
+        if dsn is None:
+            return None
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            params = conninfo_to_dict(dsn.get_secret_value())
+        except Exception:  # noqa: BLE001 - any parse failure means the same to the user
+            params = None
+        port = str((params or {}).get("port", "5432"))
+        if not params or not all(part.isdigit() for part in port.split(",")):
+            raise ValueError(
+                "is not a PostgreSQL connection string; expected "
+                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+            )
+        return dsn
 
     @model_validator(mode="after")
     def _needs_a_store(self) -> WorkerSettings:
@@ -49,8 +98,8 @@ class CronSettings(BaseSettings):
 
     # Optional here because a direct Lambda invocation (EventBridge) needs none; the HTTP
     # endpoint refuses to serve without it.
-    cron_secret: SecretStr | None = Field(default=None, min_length=1)
-    job_worker_secret: SecretStr = Field(min_length=1)
+    cron_secret: HeaderSecret | None = None
+    job_worker_secret: HeaderSecret
     worker_pull_url: HttpUrl
     worker_pull_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     cron_tick_budget_seconds: float = Field(default=120.0, gt=0, le=3600)

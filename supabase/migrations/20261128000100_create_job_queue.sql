@@ -92,10 +92,14 @@ drop policy if exists ingest_files_service_role_all on public.ingest_files;
 create policy ingest_files_service_role_all on public.ingest_files
   for all to service_role using (true) with check (true);
 
-revoke all on public.jobs, public.job_attempts from anon, authenticated;
+-- Supabase's default privileges grant anon and authenticated everything on new tables and
+-- sequences in public (TRUNCATE included, which row-level security does not cover): take it all
+-- back, by name, from every table and sequence this file creates.
+revoke all on public.jobs, public.job_attempts, public.ingest_files from anon, authenticated;
+revoke all on sequence public.jobs_id_seq, public.job_attempts_id_seq from anon, authenticated;
 grant select, insert, update, delete on public.jobs, public.job_attempts, public.ingest_files
   to service_role;
-grant usage, select on all sequences in schema public to service_role;
+grant usage, select on sequence public.jobs_id_seq, public.job_attempts_id_seq to service_role;
 
 -- ---------------------------------------------------------------------------------------------
 -- Enqueue
@@ -345,7 +349,7 @@ as $$
         run_at = case
           when o.ok or o.permanent or j.attempts >= j.max_attempts then j.run_at
           when o.retry_in_ms is not null
-            then now() + make_interval(secs => greatest(o.retry_in_ms, 0) / 1000.0)
+            then now() + make_interval(secs => least(greatest(o.retry_in_ms, 0), 2592000000) / 1000.0)
           else now() + public.job_retry_delay(j.attempts)
         end,
         finished_at = case
@@ -427,6 +431,8 @@ as $$
 $$;
 
 -- Runs a failed or cancelled job again now, with p_extra_attempts more tries than it has used.
+-- False when the job is not failed or cancelled, or when its dedupe_key already has a live
+-- (queued or running) job: that job does the work, and two would break the key's promise.
 create or replace function public.retry_job(p_id bigint, p_extra_attempts integer default 1)
 returns boolean
 language sql
@@ -439,9 +445,48 @@ as $$
         max_attempts = greatest(j.max_attempts, j.attempts + greatest(p_extra_attempts, 1)),
         updated_at = now()
     where j.id = p_id and j.status in ('failed', 'cancelled')
+      and not exists (
+        select from public.jobs live
+        where live.dedupe_key = j.dedupe_key and live.status in ('queued', 'running')
+      )
     returning 1
   )
   select exists (select from retried);
+$$;
+
+-- Puts a running job back in the queue now, without waiting for its lease to expire (its worker
+-- died, or hangs). The worker that held it is fenced as always: its outcome quotes an attempt
+-- that is no longer running and is refused. The abandoned attempt is recorded, and the job gets
+-- one more attempt if that one was its last. False unless the job is running.
+create or replace function public.requeue_job(p_id bigint)
+returns boolean
+language sql
+security definer
+set search_path = ''
+as $$
+  with held as (
+    select j.id, j.attempts, j.locked_by, j.started_at
+    from public.jobs j
+    where j.id = p_id and j.status = 'running'
+    for update
+  ),
+  requeued as (
+    update public.jobs j
+    set status = 'queued', run_at = now(), locked_by = null, lease_expires_at = null,
+        error = 'requeued by an operator while running',
+        max_attempts = greatest(j.max_attempts, j.attempts + 1),
+        updated_at = now()
+    from held h
+    where j.id = h.id
+    returning j.id
+  ),
+  recorded as (
+    insert into public.job_attempts (job_id, attempt, worker, outcome, error, started_at)
+    select h.id, h.attempts, h.locked_by, 'expired', 'requeued by an operator while running',
+           h.started_at
+    from held h join requeued r on r.id = h.id
+  )
+  select exists (select from requeued);
 $$;
 
 -- ---------------------------------------------------------------------------------------------
@@ -454,8 +499,17 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+  v_file_id uuid;
 begin
-  if new.input ? 'file_id' then
+  -- Cast once, so the update below is a primary-key lookup (comparing id::text would read
+  -- every row); input that names no valid file id touches nothing.
+  begin
+    v_file_id := (new.input ->> 'file_id')::uuid;
+  exception when invalid_text_representation then
+    v_file_id := null;
+  end;
+  if v_file_id is not null then
     update public.ingest_files f
     set status = case new.status
           when 'running' then 'processing'
@@ -466,7 +520,7 @@ begin
         error = case when new.status in ('failed', 'cancelled') then
           coalesce(new.error, 'job ' || new.status) end,
         updated_at = now()
-    where f.id::text = new.input ->> 'file_id'
+    where f.id = v_file_id
       and f.status is distinct from 'processed';
   end if;
   return null;
@@ -521,6 +575,6 @@ $$;
 select public.job_queue_restrict_functions(array[
   'enqueue_job', 'ingest_files_enqueue_job', 'rescue_expired_jobs', 'claim_jobs',
   'extend_job_leases', 'release_jobs', 'job_retry_delay', 'finish_jobs', 'complete_job',
-  'fail_job', 'cancel_job', 'retry_job', 'jobs_sync_ingest_file_status', 'get_ingest_file',
+  'fail_job', 'cancel_job', 'retry_job', 'requeue_job', 'jobs_sync_ingest_file_status', 'get_ingest_file',
   'mark_ingest_file_processed'
 ]);

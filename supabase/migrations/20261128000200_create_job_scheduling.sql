@@ -23,13 +23,24 @@ create table if not exists public.job_worker_settings (
   finished_job_retention interval not null default '7 days',
   run_history_retention interval not null default '7 days'
 );
+-- Added by name, so a database migrated before they existed gains them too.
+alter table public.job_worker_settings
+  -- A queued job runnable for longer than this is reported in job_processing_status.problems.
+  add column if not exists stall_after interval not null default '10 minutes',
+  -- The last call to cron_tick, so its answer can be found again: pg_net's request id (its
+  -- answer lands in net._http_response later), or the http extension's answer itself.
+  add column if not exists last_tick_at timestamptz,
+  add column if not exists last_tick_client text,
+  add column if not exists last_tick_request_id bigint,
+  add column if not exists last_tick_status integer,
+  add column if not exists last_tick_content text;
 insert into public.job_worker_settings (id) values (true) on conflict (id) do nothing;
 
 alter table public.job_worker_settings enable row level security;
 drop policy if exists job_worker_settings_service_role_all on public.job_worker_settings;
 create policy job_worker_settings_service_role_all on public.job_worker_settings
   for all to service_role using (true) with check (true);
-revoke all on public.job_worker_settings from anon, authenticated;
+revoke all on public.job_worker_settings from anon, authenticated;  -- see the queue's migration
 grant select, update on public.job_worker_settings to service_role;
 
 -- Vault first, then app.settings.*: the value and where it came from ('vault' or 'settings'),
@@ -89,8 +100,27 @@ begin
     else
       execute 'select vault.update_secret($1, $2)' using v_id, p_value;
     end if;
+    -- No plaintext copy may outlive the move to Vault: any role can read a database setting.
+    if coalesce(current_setting('app.settings.' || p_name, true), '') <> ''
+       or exists (select from pg_catalog.pg_db_role_setting d
+                  join pg_catalog.pg_database b on b.oid = d.setdatabase
+                  where b.datname = current_database() and d.setrole = 0
+                    and exists (select from unnest(d.setconfig) c
+                                where c like 'app.settings.' || p_name || '=%')) then
+      begin
+        execute format('alter database %I reset %I', current_database(),
+                       'app.settings.' || p_name);
+      exception when insufficient_privilege then
+        raise warning 'app.settings.% still holds an old copy: reset it as the database owner',
+          p_name;
+      end;
+      perform set_config('app.settings.' || p_name, '', false);
+    end if;
     return 'vault';
   end if;
+  -- The fallback: readable by every role through current_setting() (docs/runbook.md says so).
+  raise warning 'Vault is not installed: % is stored as a database setting, which every role '
+    'can read with current_setting(); enable supabase_vault and run this again', p_name;
   execute format('alter database %I set %I = %L',
                  current_database(), 'app.settings.' || p_name, p_value);
   perform set_config('app.settings.' || p_name, p_value, false);
@@ -149,6 +179,7 @@ declare
   v_timeout integer;
   v_schema text;
   v_result bigint;
+  v_content text;
 begin
   if v_url is null then
     raise exception 'the cron_tick URL is not configured'
@@ -171,12 +202,19 @@ begin
       using v_url, p_body, '{}'::jsonb,
             jsonb_build_object('Content-Type', 'application/json', 'x-cron-secret', v_secret),
             coalesce(v_timeout, 120000);
+    update public.job_worker_settings
+    set last_tick_at = now(), last_tick_client = v_client, last_tick_request_id = v_result,
+        last_tick_status = null, last_tick_content = null;
   elsif v_client = 'http' then
     v_schema := public.job_worker_http_schema();
     execute format(
-      'select (%1$I.http((''POST'', $1, array[%1$I.http_header(''x-cron-secret'', $2)],
-                         ''application/json'', $3)::%1$I.http_request)).status', v_schema)
-      into v_result using v_url, v_secret, p_body::text;
+      'select r.status, r.content from %1$I.http((''POST'', $1,
+                array[%1$I.http_header(''x-cron-secret'', $2)],
+                ''application/json'', $3)::%1$I.http_request) r', v_schema)
+      into v_result, v_content using v_url, v_secret, p_body::text;
+    update public.job_worker_settings
+    set last_tick_at = now(), last_tick_client = v_client, last_tick_request_id = null,
+        last_tick_status = v_result, last_tick_content = left(v_content, 4000);
   else
     raise exception 'no HTTP client in the database: neither pg_net nor the http extension'
       using hint = 'create extension pg_net; (on Supabase: Database > Extensions > pg_net)';
@@ -380,6 +418,14 @@ select public.schedule_job_worker();
 -- Status
 -- ---------------------------------------------------------------------------------------------
 
+-- The return type grows with the view: drop both so that a database migrated before can take
+-- the new columns (create or replace cannot change a function's result columns).
+drop view if exists public.job_processing_status;
+drop function if exists public.job_processing_status_row();
+
+-- One row that says whether processing works, and if not, what to do: `problems` is empty when
+-- all is well, else one sentence per problem, so `select problems from job_processing_status`
+-- is a dead-man's switch a monitor can poll.
 create or replace function public.job_processing_status_row()
 returns table (
   cron_job_name text,
@@ -398,7 +444,14 @@ returns table (
   done bigint,
   failed bigint,
   cancelled bigint,
-  oldest_queued_age interval
+  oldest_queued_age interval,
+  stalled bigint,
+  expired_leases bigint,
+  last_tick_at timestamptz,
+  last_tick_status integer,
+  last_tick_error text,
+  last_tick_summary jsonb,
+  problems text[]
 )
 language plpgsql
 stable
@@ -407,8 +460,35 @@ set search_path = ''
 as $$
 declare
   v_jobid bigint;
+  v_settings public.job_worker_settings;
+  v_response jsonb;
+  v_content text;
+  v_when text;
 begin
   cron_job_name := 'process-queued-jobs';
+  problems := array[]::text[];
+  select * into v_settings from public.job_worker_settings;
+
+  -- Configuration.
+  cron_tick_url_source := (public.job_worker_config_lookup('cron_tick_url')).source;
+  cron_secret_source := (public.job_worker_config_lookup('cron_secret')).source;
+  worker_configured := cron_tick_url_source is not null and cron_secret_source is not null;
+  http_client := public.job_worker_http_client();
+  kick_enabled := v_settings.kick_enabled;
+  if cron_tick_url_source is null then
+    problems := array_append(problems, 'The cron_tick URL is not configured: run '
+      || 'scripts/setup-cron-config.sh with CRON_TICK_URL set (it stores cron_tick_url in Vault).');
+  end if;
+  if cron_secret_source is null then
+    problems := array_append(problems, 'The cron_tick secret is not configured: run '
+      || 'scripts/setup-cron-config.sh with CRON_SECRET set (it stores cron_secret in Vault).');
+  end if;
+  if http_client is null then
+    problems := array_append(problems, 'The database has no HTTP client to call cron_tick with: '
+      || 'create extension pg_net; (on Supabase: Database > Extensions > pg_net).');
+  end if;
+
+  -- The schedule and its last run.
   if to_regclass('cron.job') is not null then
     execute 'select jobid, schedule, active from cron.job where jobname = $1'
       into v_jobid, cron_schedule, cron_active using cron_job_name;
@@ -419,19 +499,94 @@ begin
     end if;
   end if;
   cron_active := coalesce(cron_active, false);
-  cron_tick_url_source := (public.job_worker_config_lookup('cron_tick_url')).source;
-  cron_secret_source := (public.job_worker_config_lookup('cron_secret')).source;
-  worker_configured := cron_tick_url_source is not null and cron_secret_source is not null;
-  http_client := public.job_worker_http_client();
-  select s.kick_enabled into kick_enabled from public.job_worker_settings s;
+  if to_regclass('cron.job') is null then
+    problems := array_append(problems, 'pg_cron is not installed in this database, so nothing calls '
+      || 'cron_tick on a schedule: create extension pg_cron; then select schedule_job_worker(); '
+      || '(or schedule cron_tick elsewhere: docs/runbook.md).');
+  elsif v_jobid is null then
+    problems := array_append(problems, 'There is no process-queued-jobs schedule: '
+      || 'select schedule_job_worker();');
+  elsif not cron_active then
+    problems := array_append(problems, format('The process-queued-jobs schedule is paused: '
+      || 'select cron.alter_job(%s, active := true);', v_jobid));
+  end if;
+  if last_run_status = 'failed' then
+    problems := array_append(problems, format('The last scheduled run (%s) failed: %s. Fix its cause; '
+      || 'select trigger_job_worker(); shows the same error at once.',
+      last_run_at, coalesce(last_run_message, 'no message')));
+  end if;
+
+  -- The last call to cron_tick and its answer.
+  last_tick_at := v_settings.last_tick_at;
+  v_when := format('The last call to cron_tick (%s)', last_tick_at);
+  if v_settings.last_tick_client = 'pg_net' and v_settings.last_tick_request_id is not null
+     and to_regclass('net._http_response') is not null then
+    execute 'select to_jsonb(r) from net._http_response r where r.id = $1'
+      into v_response using v_settings.last_tick_request_id;
+    if v_response is not null then
+      last_tick_status := (v_response ->> 'status_code')::integer;
+      v_content := v_response ->> 'content';
+      last_tick_error := coalesce(
+        v_response ->> 'error_msg',
+        case when (v_response ->> 'timed_out')::boolean then 'timed out' end);
+    elsif last_tick_at < now() - make_interval(secs => v_settings.request_timeout_ms / 1000.0)
+                         - interval '1 minute' then
+      last_tick_error := 'no answer recorded';
+    end if;
+  elsif v_settings.last_tick_client = 'http' then
+    last_tick_status := v_settings.last_tick_status;
+    v_content := v_settings.last_tick_content;
+  end if;
+  if last_tick_status between 200 and 299 and v_content is not null then
+    begin
+      last_tick_summary := v_content::jsonb;
+    exception when others then
+      last_tick_summary := null;
+    end;
+  end if;
+  if last_tick_error is not null then
+    problems := array_append(problems, format('%s got no answer (%s): check that the cron_tick URL stored '
+      || 'in the database is right and cron_tick is deployed; a tick longer than '
+      || 'job_worker_settings.request_timeout_ms times out.', v_when, last_tick_error));
+  elsif last_tick_status = 401 then
+    problems := array_append(problems, format('%s was refused with HTTP 401: the secret stored in the '
+      || 'database does not match cron_tick''s CRON_SECRET; store the right one with '
+      || 'scripts/setup-cron-config.sh.', v_when));
+  elsif last_tick_status = 404 then
+    problems := array_append(problems, format('%s got HTTP 404: the cron_tick URL stored in the database '
+      || 'is wrong; store the right one with scripts/setup-cron-config.sh.', v_when));
+  elsif last_tick_status is not null and last_tick_status not between 200 and 299 then
+    problems := array_append(problems, format('%s got HTTP %s (%s): see cron_tick''s logs.', v_when,
+      last_tick_status, coalesce(left(v_content, 300), 'no body')));
+  elsif (last_tick_summary ->> 'calls')::integer > 0
+        and last_tick_summary ->> 'errors' = last_tick_summary ->> 'calls' then
+    problems := array_append(problems, format('In the last tick (%s) every call from cron_tick to '
+      || 'worker_pull failed (%s of %s): check WORKER_PULL_URL and JOB_WORKER_SECRET where '
+      || 'cron_tick runs, and worker_pull''s logs.', last_tick_at,
+      last_tick_summary ->> 'errors', last_tick_summary ->> 'calls'));
+  end if;
+
+  -- The queue.
   select count(*) filter (where j.status = 'queued'),
          count(*) filter (where j.status = 'running'),
          count(*) filter (where j.status = 'done'),
          count(*) filter (where j.status = 'failed'),
          count(*) filter (where j.status = 'cancelled'),
-         now() - min(j.created_at) filter (where j.status = 'queued')
-    into queued, running, done, failed, cancelled, oldest_queued_age
+         now() - min(j.created_at) filter (where j.status = 'queued'),
+         count(*) filter (where j.status = 'queued' and j.run_at <= now() - v_settings.stall_after),
+         count(*) filter (where j.status = 'running' and j.lease_expires_at <= now())
+    into queued, running, done, failed, cancelled, oldest_queued_age, stalled, expired_leases
   from public.jobs j;
+  if stalled > 0 then
+    problems := array_append(problems, format('%s queued job(s) have been runnable for longer than %s '
+      || '(job_worker_settings.stall_after): nothing is processing the queue; see the other '
+      || 'problems, and cron_tick''s and worker_pull''s logs.', stalled, v_settings.stall_after));
+  end if;
+  if expired_leases > 0 then
+    problems := array_append(problems, format('%s running job(s) have an expired lease (their worker died '
+      || 'or timed out): the next claim requeues them, or select requeue_job(id); now.',
+      expired_leases));
+  end if;
   return next;
 end
 $$;

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from jobqueue import log
 from jobqueue.errors import NotConfigured
-from jobqueue.http.core import BadRequest, Endpoint
+from jobqueue.http.core import BadRequest, Endpoint, checked_object
+from jobqueue.http.lambda_adapter import handle_event, is_http_event, request_ids
 
 if TYPE_CHECKING:
     from jobqueue.cron.models import TickRequest
@@ -46,13 +48,9 @@ class CronApp:
 
     def serve(self, settings: CronSettings, request: TickRequest) -> dict[str, Any]:
         if self._service is None:
-            import httpx
-
             from jobqueue.cron.service import CronService
 
-            # One client per warm instance: keep-alive connections to worker_pull across ticks.
-            limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-            self._service = CronService(settings, httpx.Client(limits=limits))
+            self._service = CronService(settings)
         return self._service.tick(request)
 
     def close(self) -> None:
@@ -60,16 +58,35 @@ class CronApp:
             self._service.close()
             self._service = None
 
-    def invoke_direct(self, body: Any) -> dict[str, Any]:
-        """EventBridge or Scheduler: IAM already authorised the caller, so no secret is needed."""
+    def handle_event(self, event: Any, context: Any) -> dict[str, Any]:
+        """A Lambda event: HTTP (a proxy response) or a direct invocation (the summary)."""
+        if is_http_event(event):
+            return handle_event(self.endpoint, event, context)
+        with log.request_context(request_ids(context)):
+            answer = self.invoke_direct(event)
+            if "error" in answer:
+                log.log_event(
+                    "WARNING",
+                    "cron_tick direct invocation refused",
+                    error=answer["error"],
+                    reason=answer.get("message"),
+                )
+            return answer
+
+    def invoke_direct(self, event: Any) -> dict[str, Any]:
+        """EventBridge or Scheduler: IAM already authorised the caller, so no secret is needed.
+        An EventBridge event's body is its ``detail``; any other event is the body itself."""
         try:
             settings = self.base_settings()
         except NotConfigured as exc:
             return {"error": "not_configured", "message": str(exc)}
-        if not isinstance(body, dict):
-            return {"error": "bad_request", "message": "the event's input must be a JSON object"}
+        is_eventbridge = isinstance(event, dict) and event.get("source") in (
+            "aws.events",
+            "aws.scheduler",
+        )
         try:
-            request = _parse(body)
+            body = event.get("detail", {}) if is_eventbridge else event
+            request = _parse(checked_object(body, "the event's input"))
         except BadRequest as exc:
             return {"error": "bad_request", "message": str(exc)}
         return self.endpoint.run(settings, request).body

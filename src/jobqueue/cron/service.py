@@ -1,25 +1,46 @@
 """One tick: call worker_pull up to ``iterations`` times, ``concurrency`` calls at a time.
 
-A failed call (timeout, no connection, non-2xx) is counted and the tick goes on; three in a row
-mean worker_pull is down and the tick stops rather than hammering it. The budget keeps a tick
-inside its platform's timeout: no call starts once it has passed.
+A failed call (timeout, no connection, non-2xx, an answer that is not worker_pull's summary) is
+counted and the tick goes on; three in a row mean worker_pull is down and the tick stops rather
+than hammering it. The budget keeps a tick inside its platform's timeout: no call starts once
+it has passed, and each call ends within WORKER_PULL_TIMEOUT_SECONDS in all, however slowly
+its answer trickles in (asyncio cancels it; httpx's own timeouts bound each read, not the
+whole call).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobqueue.cron.models import TickRequest
 from jobqueue.log import log_event
 from jobqueue.settings import CronSettings
 
 MAX_ERRORS_IN_A_ROW = 3
+# worker_pull's answer for 100 jobs with long errors stays well below this.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+
+
+class _Job(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    status: str | None = None
+
+
+class _Answer(BaseModel):
+    """worker_pull's summary, read strictly: ``"false"`` is not false, nor 1e999 a count."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    processed: int = Field(ge=0, le=10_000)
+    jobs: list[_Job] = Field(default_factory=list, max_length=10_000)
+    queue_empty: bool
 
 
 @dataclass(frozen=True)
@@ -31,54 +52,58 @@ class CallResult:
     queue_empty: bool = False
 
 
+class _NoAnswer(Exception):
+    """The call ended without an answer worth reading; the message says why."""
+
+
 class CronService:
     def __init__(
         self,
         settings: CronSettings,
-        client: httpx.Client,
+        headers: Callable[[], dict[str, str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
-        self._client = client
+        self._extra_headers = headers
         self._clock = clock
-        self._sleep = sleep
-        self._pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
-        self._client.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
+        """Nothing held between ticks: each tick opens and closes its own connections."""
 
     def tick(self, request: TickRequest) -> dict[str, Any]:
+        return asyncio.run(self._tick(request))
+
+    async def _tick(self, request: TickRequest) -> dict[str, Any]:
         started = self._clock()
         budget_ends = started + self._settings.cron_tick_budget_seconds
         body = {} if request.max_jobs is None else {"max_jobs": request.max_jobs}
         calls = processed = succeeded = failed = errors = errors_in_a_row = 0
         stopped = "iterations"
-        while calls < request.iterations:
-            pause = request.delay / 1000.0 if calls else 0.0
-            # Never sleep past the budget: the tick must end inside its platform's timeout.
-            if self._clock() + pause >= budget_ends:
-                stopped = "budget"
-                break
-            if pause:
-                self._sleep(pause)
-            size = min(request.concurrency, request.iterations - calls)
-            results = self._round(body, size)
-            calls += size
-            for result in results:
-                processed += result.processed
-                succeeded += result.succeeded
-                failed += result.failed
-                errors += 0 if result.ok else 1
-                errors_in_a_row = 0 if result.ok else errors_in_a_row + 1
-            if any(result.queue_empty for result in results):
-                stopped = "queue_empty"
-                break
-            if errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
-                stopped = "errors"
-                break
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(limits=limits) as client:
+            while calls < request.iterations:
+                pause = request.delay / 1000.0 if calls else 0.0
+                # Never sleep past the budget: the tick must end inside its platform's timeout.
+                if self._clock() + pause >= budget_ends:
+                    stopped = "budget"
+                    break
+                if pause:
+                    await asyncio.sleep(pause)
+                size = min(request.concurrency, request.iterations - calls)
+                results = await asyncio.gather(*(self._call(client, body) for _ in range(size)))
+                calls += size
+                for result in results:
+                    processed += result.processed
+                    succeeded += result.succeeded
+                    failed += result.failed
+                    errors += 0 if result.ok else 1
+                    errors_in_a_row = 0 if result.ok else errors_in_a_row + 1
+                if any(result.queue_empty for result in results):
+                    stopped = "queue_empty"
+                    break
+                if errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+                    stopped = "errors"
+                    break
         summary = {
             "iterations": request.iterations,
             "calls": calls,
@@ -92,51 +117,74 @@ class CronService:
         log_event("WARNING" if errors else "INFO", "cron tick finished", **summary)
         return summary
 
-    def _round(self, body: dict[str, Any], size: int) -> list[CallResult]:
-        if size == 1:
-            return [self._call(body)]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(50, thread_name_prefix="cron-tick")
-        return list(self._pool.map(lambda _: self._call(body), range(size)))
-
-    def _call(self, body: dict[str, Any]) -> CallResult:
-        try:
-            response = self._post(body)
-        except httpx.TimeoutException:
-            return self._failed("worker_pull timed out")
-        except httpx.HTTPError as exc:
-            return self._failed(f"worker_pull unreachable: {type(exc).__name__}")
-        if not response.is_success:
-            return self._failed(f"worker_pull answered {response.status_code}")
-        try:
-            answer = response.json()
-            jobs = answer.get("jobs") or []
-            done = sum(1 for job in jobs if job.get("status") == "done")
-            return CallResult(
-                ok=True,
-                processed=int(answer.get("processed", 0)),
-                succeeded=done,
-                failed=sum(1 for job in jobs if job.get("status") in ("failed", "queued")),
-                queue_empty=bool(answer.get("queue_empty", False)),
-            )
-        except (ValueError, AttributeError, TypeError):
-            return self._failed("worker_pull answered something that is not its JSON summary")
-
-    def _post(self, body: dict[str, Any]) -> httpx.Response:
-        """One POST; sent again once if the connection closed before any answer came back.
-
-        That is what a kept-alive connection looks like when the server timed it out just as
-        it was reused: the request never ran. Were it to have run, a second call only
-        processes more jobs, which leases and fencing make safe.
-        """
-        headers = {"x-job-worker-secret": self._settings.job_worker_secret.get_secret_value()}
-        url = str(self._settings.worker_pull_url)
+    async def _call(self, client: httpx.AsyncClient, body: dict[str, Any]) -> CallResult:
         timeout = self._settings.worker_pull_timeout_seconds
         try:
-            return self._client.post(url, json=body, headers=headers, timeout=timeout)
-        except httpx.RemoteProtocolError:
-            return self._client.post(url, json=body, headers=headers, timeout=timeout)
+            async with asyncio.timeout(timeout):
+                status, content = await self._post(client, body)
+        except TimeoutError:
+            return _failed(f"worker_pull did not answer within {timeout:g} s")
+        except _NoAnswer as exc:
+            return _failed(str(exc))
+        except httpx.HTTPError as exc:
+            return _failed(f"worker_pull unreachable: {type(exc).__name__}")
+        if not 200 <= status < 300:
+            return _failed(f"worker_pull answered {status}")
+        try:
+            answer = _Answer.model_validate(json.loads(content))
+        except (ValueError, RecursionError, ValidationError):
+            return _failed("worker_pull answered something that is not its JSON summary")
+        return CallResult(
+            ok=True,
+            processed=answer.processed,
+            succeeded=sum(1 for job in answer.jobs if job.status == "done"),
+            failed=sum(1 for job in answer.jobs if job.status in ("failed", "queued")),
+            queue_empty=answer.queue_empty,
+        )
 
-    def _failed(self, problem: str) -> CallResult:
-        log_event("WARNING", "worker_pull call failed", problem=problem)
-        return CallResult(ok=False)
+    async def _post(self, client: httpx.AsyncClient, body: dict[str, Any]) -> tuple[int, bytes]:
+        """One POST; sent again once if the connection closed before the answer's headers.
+
+        That is what a kept-alive connection looks like when the server timed it out just as
+        it was reused: the request never ran. Once headers have arrived the call is never
+        resent (it ran); were a resent one to have run after all, a second call only processes
+        more jobs, which leases and fencing make safe.
+        """
+        try:
+            return await self._post_once(client, body)
+        except httpx.RemoteProtocolError:
+            return await self._post_once(client, body)
+
+    async def _post_once(
+        self, client: httpx.AsyncClient, body: dict[str, Any]
+    ) -> tuple[int, bytes]:
+        headers = {"x-job-worker-secret": self._settings.job_worker_secret.get_secret_value()}
+        if self._extra_headers is not None:
+            headers.update(self._extra_headers())
+        timeout = self._settings.worker_pull_timeout_seconds
+        request = client.build_request(
+            "POST",
+            str(self._settings.worker_pull_url),
+            json=body,
+            headers=headers,
+            timeout=timeout,
+        )
+        response = await client.send(request, stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise _NoAnswer("worker_pull's answer is larger than it can be")
+            return response.status_code, b"".join(chunks)
+        except httpx.HTTPError as exc:
+            raise _NoAnswer(f"worker_pull's answer broke off: {type(exc).__name__}") from None
+        finally:
+            await response.aclose()
+
+
+def _failed(problem: str) -> CallResult:
+    log_event("WARNING", "worker_pull call failed", problem=problem)
+    return CallResult(ok=False)

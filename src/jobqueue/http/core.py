@@ -2,6 +2,8 @@
 
 Every POST is checked in the order CONTRACT.md fixes (configuration, secret, size, body) before
 the function's own service runs, so each runtime adapter only converts requests and responses.
+The body is read only after the secret matched: a caller without it cannot hold a serving
+thread by sending half a body.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from jobqueue import log
 from jobqueue.errors import NotConfigured, ServiceUnavailable
-from jobqueue.log import log_event
+from jobqueue.jsonsafe import jsonb_problem
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -23,11 +26,33 @@ M = TypeVar("M")
 
 @dataclass(frozen=True)
 class HttpRequest:
-    """A request as every runtime can describe it; header names are lower-case."""
+    """A request as every runtime can describe it; header names are lower-case.
+
+    ``read_body(limit)`` returns at most ``limit`` bytes of the body; it is called once, and
+    only for a caller that gave the right secret. ``context`` carries the ids a log line
+    should quote (Lambda's request id, Cloud Run's trace).
+    """
 
     method: str
     headers: Mapping[str, str]
-    body: bytes
+    read_body: Callable[[int], bytes]
+    context: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        method: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        context: Mapping[str, str] | None = None,
+    ) -> HttpRequest:
+        return cls(method, headers, lambda limit: body[:limit], context or {})
+
+    def content_length(self) -> int | None:
+        try:
+            return int(self.headers.get("content-length", ""))
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -37,6 +62,12 @@ class HttpResponse:
 
     def json(self) -> str:
         return json.dumps(self.body, separators=(",", ":"))
+
+    @property
+    def closes(self) -> bool:
+        """Refused before its body was read: the connection must close, or the server would
+        wait for the rest of that body before serving the next request on it."""
+        return self.status in (401, 413)
 
 
 def error(status: int, code: str, message: str) -> HttpResponse:
@@ -51,19 +82,32 @@ def secret_matches(given: str | None, expected: str) -> bool:
     """Constant-time comparison, so response timing reveals nothing about the secret."""
     if given is None:
         return False
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    """An empty body means {}; anything but a JSON object is refused."""
+    """An empty body means {}; anything but a JSON object PostgreSQL could store is refused."""
     if not body.strip():
         return {}
     try:
         value = json.loads(body)
+    except RecursionError:
+        raise BadRequest("body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
+    return checked_object(value, "body")
+
+
+def checked_object(value: Any, what: str) -> dict[str, Any]:
+    """``value`` if it is a JSON object the database can take (no NaN, NUL, lone surrogate or
+    deep nesting), else ``BadRequest`` naming the problem."""
     if not isinstance(value, dict):
-        raise BadRequest("body must be a JSON object")
+        raise BadRequest(f"{what} must be a JSON object")
+    problem = jsonb_problem(value)
+    if problem:
+        raise BadRequest(f"{what} {problem}")
     return value
 
 
@@ -91,21 +135,42 @@ class Endpoint(Generic[S, M]):
         return {"status": "ok", "function": self.name, "configured": configured}
 
     def handle(self, request: HttpRequest) -> HttpResponse:
+        with log.request_context(request.context):
+            response = self._handle(request)
+            if response.status >= 400:
+                log.log_event(
+                    "ERROR" if response.status >= 500 else "WARNING",
+                    f"{self.name} answered {response.status}",
+                    status=response.status,
+                    error=response.body.get("error"),
+                    reason=response.body.get("message"),
+                )
+            return response
+
+    def _handle(self, request: HttpRequest) -> HttpResponse:
         method = request.method.upper()
         if method == "GET":
             return HttpResponse(200, self.health())
         if method != "POST":
-            return error(405, "method_not_allowed", f"{method} is not allowed; use GET or POST")
+            return error(
+                405,
+                "method_not_allowed",
+                f"{method or 'no method'} is not allowed; use GET or POST",
+            )
         try:
             settings = self.load_settings()
         except NotConfigured as exc:
             return error(503, "not_configured", str(exc))
         if not secret_matches(request.headers.get(self.secret_header), self.secret_of(settings)):
             return error(401, "unauthorized", f"missing or wrong {self.secret_header} header")
-        if len(request.body) > MAX_BODY_BYTES:
-            return error(413, "payload_too_large", "body is larger than 1 MiB")
+        too_large = error(413, "payload_too_large", "body is larger than 1 MiB")
+        if (request.content_length() or 0) > MAX_BODY_BYTES:
+            return too_large
+        body = request.read_body(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            return too_large
         try:
-            model = self.parse(parse_json_object(request.body))
+            model = self.parse(parse_json_object(body))
         except BadRequest as exc:
             return error(400, "bad_request", str(exc))
         return self.run(settings, model)
@@ -114,8 +179,10 @@ class Endpoint(Generic[S, M]):
         """Serves an already authorised and validated request."""
         try:
             return HttpResponse(200, self.serve(settings, model))
+        except NotConfigured as exc:
+            return error(503, "not_configured", str(exc))
         except ServiceUnavailable as exc:
             return error(503, "unavailable", str(exc))
-        except Exception as exc:  # noqa: BLE001 - the caller gets JSON, the log gets the cause
-            log_event("ERROR", f"{self.name} failed", error=f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the caller gets JSON, the log gets the traceback
+            log.log_exception(f"{self.name} failed with an unexpected error")
             return error(500, "internal", f"{self.name} failed; its log says why")

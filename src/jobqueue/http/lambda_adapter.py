@@ -1,31 +1,69 @@
-"""AWS Lambda adapter: API Gateway REST (v1), HTTP API (v2) and Function URL events."""
+"""AWS Lambda adapter: API Gateway REST (v1), HTTP API (v2) and Function URL events.
+
+The runtime hands over whatever JSON the invoker sent, so nothing about an event's shape is
+assumed: anything that is not a well-formed HTTP event is answered 400, never raised.
+"""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import binascii
 from typing import Any
 
-from jobqueue.http.core import HttpRequest, HttpResponse
+from jobqueue.http.core import BadRequest, Endpoint, HttpRequest, HttpResponse, error
 
 
-def is_http_event(event: Mapping[str, Any]) -> bool:
+def is_http_event(event: Any) -> bool:
     """API Gateway and Function URL events carry requestContext or httpMethod; direct ones don't."""
-    return "requestContext" in event or "httpMethod" in event
+    return isinstance(event, dict) and ("requestContext" in event or "httpMethod" in event)
 
 
-def from_event(event: Mapping[str, Any]) -> HttpRequest:
+def handle_event(endpoint: Endpoint[Any, Any], event: Any, context: Any) -> dict[str, Any]:
+    """The proxy response to one HTTP event."""
+    ids = request_ids(context)
+    try:
+        request = from_event(event, ids)
+    except BadRequest as exc:
+        return to_proxy_response(error(400, "bad_request", str(exc)))
+    return to_proxy_response(endpoint.handle(request))
+
+
+def request_ids(context: Any) -> dict[str, str]:
+    request_id = getattr(context, "aws_request_id", None)
+    return {"request_id": request_id} if isinstance(request_id, str) else {}
+
+
+def from_event(event: Any, ids: dict[str, str] | None = None) -> HttpRequest:
+    if not isinstance(event, dict):
+        raise BadRequest("the event must be a JSON object")
     method = event.get("httpMethod")
-    if not method:
-        method = (event.get("requestContext") or {}).get("http", {}).get("method", "")
+    if method is None:
+        request_context = event.get("requestContext")
+        http = request_context.get("http") if isinstance(request_context, dict) else None
+        method = http.get("method") if isinstance(http, dict) else None
+    if not isinstance(method, str):
+        raise BadRequest(
+            "the event names no HTTP method (httpMethod or requestContext.http.method)"
+        )
+    raw_headers = event.get("headers") or {}
+    if not isinstance(raw_headers, dict):
+        raise BadRequest("the event's headers must be an object")
     headers = {
         str(name).lower(): str(value)
-        for name, value in (event.get("headers") or {}).items()
-        if value is not None
+        for name, value in raw_headers.items()
+        if isinstance(value, str | int | float)
     }
     raw = event.get("body") or ""
-    body = base64.b64decode(raw) if event.get("isBase64Encoded") else str(raw).encode("utf-8")
-    return HttpRequest(str(method), headers, body)
+    if not isinstance(raw, str):
+        raise BadRequest("the event's body must be a string")
+    if event.get("isBase64Encoded") is True:
+        try:
+            body = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("the event's body is not valid base64") from None
+    else:
+        body = raw.encode("utf-8", "surrogatepass")
+    return HttpRequest.of(method, headers, body, ids)
 
 
 def to_proxy_response(response: HttpResponse) -> dict[str, Any]:

@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class RejectedByDatabase(Exception):
+    """The database refused the statement's data (SQLSTATE class 22: a value jsonb or text
+    cannot hold, a number out of range); sending it again would fail the same way."""
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
     id: int
@@ -90,7 +95,7 @@ class QueueStore(ABC):
     def call(self, function: str, args: dict[str, Any]) -> list[dict[str, Any]]:
         """Calls ``public.<function>`` with named arguments; returns its rows, a scalar result
         as ``[{"value": ...}]``. Raises ``ServiceUnavailable`` when the database is out of
-        reach."""
+        reach, ``RejectedByDatabase`` when it refuses the arguments."""
 
     @abstractmethod
     def close(self) -> None: ...

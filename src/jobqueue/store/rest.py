@@ -1,7 +1,9 @@
 """The store over Supabase REST: the same SQL functions, called through PostgREST's ``/rpc``.
 
-For deployments that cannot open a database connection. The supabase client is imported only
-here, so the psycopg path never pays for it.
+For deployments that cannot open a database connection. supabase-py's own PostgREST client
+(``postgrest``) is all it needs: the ``supabase`` meta-package would add the realtime, auth and
+functions clients (websockets and more) to every cold start. It is imported only here, so the
+psycopg path never pays for it.
 """
 
 from __future__ import annotations
@@ -9,19 +11,30 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from postgrest import SyncPostgrestClient
 from postgrest.exceptions import APIError
-from supabase import Client, ClientOptions, create_client
 
 from jobqueue.errors import ServiceUnavailable
-from jobqueue.store.base import Json, QueueStore
+from jobqueue.store.base import Json, QueueStore, RejectedByDatabase
 
 
 class RestStore(QueueStore):
     def __init__(self, url: str, service_role_key: str, timeout: float = 30.0) -> None:
         # No automatic retries: a retried claim whose first try reached the database would
         # claim a second batch and leave the first leased to nobody until its lease expired.
-        options = ClientOptions(postgrest_client_timeout=timeout, postgrest_client_retry=False)
-        self._client: Client = create_client(url, service_role_key, options)
+        base_url = url.rstrip("/") + "/rest/v1"
+        headers = {
+            "apikey": service_role_key,
+            "Authorization": f"Bearer {service_role_key}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+        session = httpx.Client(
+            base_url=base_url, headers=headers, timeout=timeout, follow_redirects=True
+        )
+        self._client = SyncPostgrestClient(
+            base_url, headers=headers, http_client=session, retry_enabled=False
+        )
 
     def call(self, function: str, args: dict[str, Any]) -> list[dict[str, Any]]:
         params = {k: v.value if isinstance(v, Json) else v for k, v in args.items()}
@@ -41,7 +54,12 @@ class RestStore(QueueStore):
             # is out of resources or shutting down.
             if code.startswith(("5", "PGRST0")):
                 raise ServiceUnavailable(f"Supabase REST failed: {exc.message}") from None
+            if code.startswith(("22", "54")):
+                raise RejectedByDatabase(str(exc.message)) from None
             raise
+        except (UnicodeEncodeError, ValueError, TypeError) as exc:
+            # The arguments could not even be encoded as JSON: nothing was sent.
+            raise RejectedByDatabase(f"{type(exc).__name__}: {exc}") from None
         # PostgREST answers rows as objects, a set of scalars as a list, a scalar bare.
         if data is None:
             return []
@@ -53,4 +71,4 @@ class RestStore(QueueStore):
         """Nothing to do: httpx closes a connection whose request was interrupted."""
 
     def close(self) -> None:
-        self._client.postgrest.session.close()
+        self._client.session.close()

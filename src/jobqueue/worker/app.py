@@ -23,7 +23,9 @@ def open_store(settings: WorkerSettings) -> QueueStore:
     if settings.database_url is not None:
         from jobqueue.store.postgres import PostgresStore
 
-        return PostgresStore(settings.database_url.get_secret_value())
+        return PostgresStore(
+            settings.database_url.get_secret_value(), settings.database_call_timeout_seconds
+        )
     from jobqueue.store.rest import RestStore
 
     assert settings.supabase_url is not None and settings.supabase_service_role_key is not None
@@ -64,8 +66,13 @@ class WorkerApp:
             from jobqueue.worker.registry import registry
             from jobqueue.worker.service import WorkerService
 
-            load_handlers()
-            service = WorkerService(open_store(settings), registry, settings)
+            load_handlers(settings.job_handler_modules.split(","))
+            service = WorkerService(
+                open_store(settings),
+                registry,
+                settings,
+                open_lease_keeper=lambda: open_store(settings),
+            )
             self._local.service = service
             with self._lock:
                 self._services.append(service)

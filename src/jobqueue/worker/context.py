@@ -47,14 +47,17 @@ class JobContext:
 
     def sleep(self, seconds: float) -> None:
         """Sleeps, renewing the lease as the sleep goes on (a sleeping handler is alive), but
-        never past the handler's own time limit: then it raises ``JobTimeout``."""
+        never past the handler's own time limit: then it raises ``JobTimeout``. It wakes a
+        little before each deadline to renew, so the watchdog never finds it asleep past one."""
+        guard = self.lease_margin / 2
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
-            if self.time_left() < left and self.deadline < self.limit_at:
+            if self.time_left() - guard < left and self.deadline < self.limit_at:
                 self.extend_lease()
             if self.time_left() <= 0:
                 raise JobTimeout(f"job {self.job.id} ran past its time limit")
-            time.sleep(min(left, self.time_left()))
+            nap = self.time_left() - (0.0 if self.deadline >= self.limit_at else guard)
+            time.sleep(max(0.0, min(left, nap)))
         self.check_deadline()
 
     def extend_lease(self, seconds: int | None = None) -> bool:

@@ -10,17 +10,19 @@ started are given back at once when the budget runs out or a job turns out slow.
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobqueue import log
+from jobqueue.jsonsafe import jsonb_problem, storable_text
 from jobqueue.settings import WorkerSettings
-from jobqueue.store.base import ClaimedJob, Finished, Outcome, QueueStore
+from jobqueue.store.base import ClaimedJob, Finished, Outcome, QueueStore, RejectedByDatabase
 from jobqueue.worker.context import JobContext, JobTimeout
 from jobqueue.worker.models import PullRequest
 from jobqueue.worker.registry import PermanentJobError, Registry, RetryJobError
@@ -42,8 +44,14 @@ class WorkerService:
         registry: Registry,
         settings: WorkerSettings,
         clock: Callable[[], float] = time.monotonic,
+        open_lease_keeper: Callable[[], QueueStore] | None = None,
     ) -> None:
         self._store = store
+        # Renews the lease of a handler stuck past its deadline; its own connection, since
+        # the stuck handler may hold the main one.
+        self._open_lease_keeper = open_lease_keeper
+        self._lease_keeper: QueueStore | None = None
+        self._keeper_lock = threading.Lock()
         self._registry = registry
         self._settings = settings
         self._clock = clock
@@ -69,6 +77,15 @@ class WorkerService:
 
     def close(self) -> None:
         self._store.close()
+        if self._lease_keeper is not None:
+            self._lease_keeper.close()
+
+    def lease_keeper(self) -> QueueStore:
+        with self._keeper_lock:
+            if self._lease_keeper is None:
+                opener = self._open_lease_keeper
+                self._lease_keeper = opener() if opener is not None else self._store
+            return self._lease_keeper
 
     def batch_size(self, seconds_left: float, jobs_left: int) -> int:
         if self._mean_job_seconds is None:
@@ -171,7 +188,10 @@ class _Call:
         )
         try:
             output = run_with_limit(
-                lambda: handler.func(job.input, context), lambda: context.deadline
+                lambda: handler.func(job.input, context),
+                lambda: context.deadline,
+                keep_alive=lambda: self.service.lease_keeper().extend_leases([job], self.lease),
+                keep_every=max(0.2, self.lease / 3),
             )
         except JobTimeout as exc:
             # It may have been interrupted inside a store call: start that connection afresh.
@@ -180,17 +200,19 @@ class _Call:
         except PermanentJobError as exc:
             outcome = Outcome(job, ok=False, permanent=True, error=_describe(exc))
         except RetryJobError as exc:
-            retry_in_ms = int(max(0.0, exc.retry_in_seconds) * 1000)
-            outcome = Outcome(job, ok=False, error=_describe(exc), retry_in_ms=retry_in_ms)
-        except Exception as exc:  # noqa: BLE001 - any other handler error is retried
+            outcome = Outcome(
+                job, ok=False, error=_describe(exc), retry_in_ms=_retry_ms(exc.retry_in_seconds)
+            )
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... from a
+            # handler end its attempt, never the request or the server; retried with backoff.
             outcome = Outcome(job, ok=False, error=_describe(exc))
         else:
-            try:
-                json.dumps(output)
-                outcome = Outcome(job, ok=True, output=output)
-            except (TypeError, ValueError) as exc:
-                error = f"handler output is not JSON: {exc}"
+            problem = jsonb_problem(output)
+            if problem:
+                error = f"handler output cannot be stored as JSON: it {problem}"
                 outcome = Outcome(job, ok=False, permanent=True, error=error)
+            else:
+                outcome = Outcome(job, ok=True, output=output)
         return self.measured(outcome, began)
 
     def measured(self, outcome: Outcome, began: float) -> Outcome:
@@ -207,8 +229,37 @@ class _Call:
         if not self.pending:
             return
         outcomes, self.pending = self.pending, []
-        finished = {f.id: f for f in self.store.finish(outcomes, self.service._worker_id)}
-        log.write([self.report(outcome, finished.get(outcome.job.id)) for outcome in outcomes])
+        worker = self.service._worker_id
+        try:
+            finished = self.store.finish(outcomes, worker)
+        except RejectedByDatabase:
+            # One outcome the database cannot take must not sink its batch: record them one
+            # by one, and fail for good (with the reason) any that is refused on its own.
+            outcomes, finished = self.finish_one_by_one(outcomes)
+        by_id = {f.id: f for f in finished}
+        log.write([self.report(outcome, by_id.get(outcome.job.id)) for outcome in outcomes])
+
+    def finish_one_by_one(
+        self, outcomes: Sequence[Outcome]
+    ) -> tuple[list[Outcome], list[Finished]]:
+        kept: list[Outcome] = []
+        finished: list[Finished] = []
+        for outcome in outcomes:
+            try:
+                finished += self.store.finish([outcome], self.service._worker_id)
+            except RejectedByDatabase as exc:
+                error = f"the job's outcome could not be stored: {exc}"
+                outcome = dataclasses.replace(
+                    outcome,
+                    ok=False,
+                    output=None,
+                    permanent=True,
+                    retry_in_ms=None,
+                    error=storable_text(error),
+                )
+                finished += self.store.finish([outcome], self.service._worker_id)
+            kept.append(outcome)
+        return kept, finished
 
     def report(self, outcome: Outcome, finished: Finished | None) -> dict[str, Any]:
         """Adds the job to the answer; returns its log record."""
@@ -238,6 +289,24 @@ class _Call:
         )
 
 
+# A retry asked for further ahead than this is capped: a month is already "never" for a queue.
+MAX_RETRY_SECONDS = 30 * 24 * 3600
+
+
+def _retry_ms(seconds: float) -> int | None:
+    """A handler's requested retry delay, in what the database can store; None (the backoff)
+    for one that is not a number."""
+    if not isinstance(seconds, int | float) or not math.isfinite(seconds):
+        return None
+    return int(min(max(0.0, seconds), MAX_RETRY_SECONDS) * 1000)
+
+
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    """The error stored on the job: always text PostgreSQL accepts, whatever the handler
+    put in its exception."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ still leaves the type's name
+        text = ""
+    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return storable_text(described[:8000])

@@ -1,0 +1,21 @@
+"""Static checks that CI must run on every change: every shell script passes shellcheck, and the
+deploy recipes pass their platforms' own validators."""
+
+from __future__ import annotations
+
+import subprocess
+
+from jobqueue.serving import ROOT
+
+
+def test_every_shell_script_passes_shellcheck() -> None:
+    scripts = sorted(
+        str(path.relative_to(ROOT))
+        for path in ROOT.rglob("*.sh")
+        if not any(part in (".git", "dist", "node_modules") for part in path.parts)
+    )
+    assert len(scripts) >= 6
+    result = subprocess.run(
+        ["shellcheck", "-x", *scripts], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
