@@ -7,12 +7,16 @@
 #                          no functions-framework, Flask or gunicorn
 # usage: scripts/build-bundles.sh [OUT_DIR]      (default dist), from the repo root, after
 #        pip install -r requirements.txt (the pins are read from what that installed).
+# The zips are for this interpreter's Python minor version; LAMBDA_PYTHON_VERSION=3.13 builds
+# them for another (Lambda no longer creates python3.11 functions; same pins, that version's
+# wheels).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=${1:-dist}
 python=${PYTHON:-python3}
-version=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+version=${LAMBDA_PYTHON_VERSION:-$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')}
+[[ $version =~ ^3\.[0-9]+$ ]] || { echo "build-bundles.sh: LAMBDA_PYTHON_VERSION must look like 3.13" >&2; exit 2; }
 minor=${version#*.}
 # The glibc of the Lambda runtime for this Python: 2.26 (Amazon Linux 2) up to 3.11, 2.34 after.
 max_glibc=26
@@ -44,7 +48,8 @@ for function in cron_tick worker_pull; do
   stage=$(mktemp -d)
   copy_code "$function" "$stage"
   "$python" scripts/lib/bundle.py requirements "functions/$function/requirements.txt" \
-    --without functions-framework > "$stage/.requirements"
+    --without functions-framework --without google-auth --without requests \
+    > "$stage/.requirements"
   "$python" -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
     --target "$stage" --implementation cp --python-version "$version" --only-binary=:all: \
     "${platforms[@]}" -r "$stage/.requirements"

@@ -86,9 +86,17 @@ def venvs(bundles: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
         venv = place / "venv"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-             "-r", "requirements.txt"],
-            cwd=folder, check=True, capture_output=True,
+            [
+                str(venv / "bin" / "pip"),
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+                "requirements.txt",
+            ],
+            cwd=folder,
+            check=True,
+            capture_output=True,
         )
         made[function] = folder
     return made
@@ -102,9 +110,21 @@ def serve_folder(folder: Path, env: dict[str, str], log: Path) -> Iterator[str]:
     clean = {"PATH": f"{venv_bin}:/usr/bin:/bin", "HOME": str(folder.parent)}
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [str(venv_bin / "functions-framework"), "--source", "main.py", "--target",
-             folder.name, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=folder, env={**clean, **env}, stdout=output, stderr=subprocess.STDOUT,
+            [
+                str(venv_bin / "functions-framework"),
+                "--source",
+                "main.py",
+                "--target",
+                folder.name,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=folder,
+            env={**clean, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -139,9 +159,10 @@ def test_source_folders_serve_and_process_jobs(
             "JOB_WORKER_SECRET": WORKER_SECRET,
             "WORKER_PULL_URL": worker,
         }
-        with serve_folder(venvs["cron_tick"], cron_env, tmp_path / "c.log") as cron, pg.connect(
-            db
-        ) as conn:
+        with (
+            serve_folder(venvs["cron_tick"], cron_env, tmp_path / "c.log") as cron,
+            pg.connect(db) as conn,
+        ):
             assert httpx.get(cron).json()["configured"] is True
             ids = [insert_job(conn, "echo", {"n": n}) for n in range(5)]
             one = httpx.post(worker, json={}, headers={"x-job-worker-secret": WORKER_SECRET})
@@ -179,8 +200,7 @@ class RuntimeApi:
                 headers={
                     "Lambda-Runtime-Aws-Request-Id": request_id,
                     "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + 60_000),
-                    "Lambda-Runtime-Invoked-Function-Arn":
-                        "arn:aws:lambda:us-east-1:123456789012:function:test",
+                    "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:test",
                     "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000",
                 },
             )
@@ -200,8 +220,9 @@ class RuntimeApi:
         request_id = str(uuid.uuid4())
         self.events.put((request_id, event))
         with self.done:
-            assert self.done.wait_for(lambda: request_id in self.results or "init" in self.results,
-                                      seconds), "no answer from the function"
+            assert self.done.wait_for(
+                lambda: request_id in self.results or "init" in self.results, seconds
+            ), "no answer from the function"
         outcome, body = self.results.get(request_id) or self.results["init"]
         assert outcome == "response", body
         return json.loads(body)
@@ -224,8 +245,13 @@ def lambda_runtime(zip_path: Path, env: dict[str, str], tmp: Path) -> Iterator[R
     process = subprocess.Popen(
         [sys.executable, "-I", "-c", bootstrap, str(task_root)],
         cwd=task_root,
-        env={"PATH": os.environ["PATH"], "AWS_LAMBDA_RUNTIME_API": api.address,
-             "LAMBDA_TASK_ROOT": str(task_root), "_HANDLER": "main.lambda_handler", **env},
+        env={
+            "PATH": os.environ["PATH"],
+            "AWS_LAMBDA_RUNTIME_API": api.address,
+            "LAMBDA_TASK_ROOT": str(task_root),
+            "_HANDLER": "main.lambda_handler",
+            **env,
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -244,8 +270,10 @@ def test_lambda_zips_run_under_the_real_runtime_client(
     bundles: Path, db: str, tmp_path: Path
 ) -> None:
     worker_env = {"JOB_WORKER_SECRET": WORKER_SECRET, "DATABASE_URL": db}
-    with lambda_runtime(bundles / "worker_pull-lambda.zip", worker_env, tmp_path) as worker, \
-            pg.connect(db) as conn:
+    with (
+        lambda_runtime(bundles / "worker_pull-lambda.zip", worker_env, tmp_path) as worker,
+        pg.connect(db) as conn,
+    ):
         job_id = insert_job(conn, "echo", {"via": "lambda"})
         url_event = {
             "version": "2.0",
@@ -270,8 +298,10 @@ def test_cron_lambda_zip_takes_a_scheduler_event(
     worker_env = {"JOB_WORKER_SECRET": WORKER_SECRET, "DATABASE_URL": db}
     with serve_folder(venvs["worker_pull"], worker_env, tmp_path / "w.log") as worker_url:
         cron_env = {"JOB_WORKER_SECRET": WORKER_SECRET, "WORKER_PULL_URL": worker_url}
-        with lambda_runtime(bundles / "cron_tick-lambda.zip", cron_env, tmp_path) as cron, \
-                pg.connect(db) as conn:
+        with (
+            lambda_runtime(bundles / "cron_tick-lambda.zip", cron_env, tmp_path) as cron,
+            pg.connect(db) as conn,
+        ):
             ids = [insert_job(conn, "echo") for _ in range(3)]
             summary = cron.invoke({"iterations": 2, "delay": 0, "max_jobs": 10})
             assert summary["succeeded"] == 3, summary

@@ -103,6 +103,10 @@ class CronSettings(BaseSettings):
     worker_pull_url: HttpUrl
     worker_pull_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     cron_tick_budget_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # Cloud Run: when set (worker_pull's URL), each call also carries a Google-signed ID token
+    # for this audience, so worker_pull can require IAM authentication. Kept exactly as given:
+    # Cloud Run compares it with its own URL, where a trailing slash would not match.
+    worker_pull_id_token_audience: str | None = Field(default=None, pattern=r"^https?://\S+$")
 
 
 def load(settings_class: type[SettingsT]) -> SettingsT:

@@ -13,7 +13,8 @@ create table if not exists public.job_worker_settings (
   id boolean primary key default true check (id),
   iterations integer not null default 5 check (iterations between 1 and 100),
   delay_ms integer not null default 500 check (delay_ms between 0 and 60000),
-  max_jobs integer check (max_jobs between 1 and 100),
+  -- A batch per worker_pull call: without it each call would run one job (the runbook's rate).
+  max_jobs integer default 100 check (max_jobs between 1 and 100),
   concurrency integer check (concurrency between 1 and 50),
   schedule text not null default '* * * * *',
   request_timeout_ms integer not null default 120000 check (request_timeout_ms > 0),

@@ -50,7 +50,12 @@ class CronApp:
         if self._service is None:
             from jobqueue.cron.service import CronService
 
-            self._service = CronService(settings)
+            headers = None
+            if settings.worker_pull_id_token_audience is not None:
+                from jobqueue.cron.id_token import GoogleIdToken
+
+                headers = GoogleIdToken(str(settings.worker_pull_id_token_audience)).headers
+            self._service = CronService(settings, headers)
         return self._service.tick(request)
 
     def close(self) -> None:

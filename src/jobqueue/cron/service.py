@@ -71,9 +71,14 @@ class CronService:
         """Nothing held between ticks: each tick opens and closes its own connections."""
 
     def tick(self, request: TickRequest) -> dict[str, Any]:
-        return asyncio.run(self._tick(request))
+        # Extra headers (an ID token) are fetched once per tick, before any call: they last
+        # far longer than a tick, and fetching them may block.
+        headers = {"x-job-worker-secret": self._settings.job_worker_secret.get_secret_value()}
+        if self._extra_headers is not None:
+            headers.update(self._extra_headers())
+        return asyncio.run(self._tick(request, headers))
 
-    async def _tick(self, request: TickRequest) -> dict[str, Any]:
+    async def _tick(self, request: TickRequest, headers: dict[str, str]) -> dict[str, Any]:
         started = self._clock()
         budget_ends = started + self._settings.cron_tick_budget_seconds
         body = {} if request.max_jobs is None else {"max_jobs": request.max_jobs}
@@ -90,7 +95,9 @@ class CronService:
                 if pause:
                     await asyncio.sleep(pause)
                 size = min(request.concurrency, request.iterations - calls)
-                results = await asyncio.gather(*(self._call(client, body) for _ in range(size)))
+                results = await asyncio.gather(
+                    *(self._call(client, body, headers) for _ in range(size))
+                )
                 calls += size
                 for result in results:
                     processed += result.processed
@@ -117,11 +124,13 @@ class CronService:
         log_event("WARNING" if errors else "INFO", "cron tick finished", **summary)
         return summary
 
-    async def _call(self, client: httpx.AsyncClient, body: dict[str, Any]) -> CallResult:
+    async def _call(
+        self, client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str]
+    ) -> CallResult:
         timeout = self._settings.worker_pull_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
-                status, content = await self._post(client, body)
+                status, content = await self._post(client, body, headers)
         except TimeoutError:
             return _failed(f"worker_pull did not answer within {timeout:g} s")
         except _NoAnswer as exc:
@@ -142,7 +151,9 @@ class CronService:
             queue_empty=answer.queue_empty,
         )
 
-    async def _post(self, client: httpx.AsyncClient, body: dict[str, Any]) -> tuple[int, bytes]:
+    async def _post(
+        self, client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, bytes]:
         """One POST; sent again once if the connection closed before the answer's headers.
 
         That is what a kept-alive connection looks like when the server timed it out just as
@@ -151,16 +162,13 @@ class CronService:
         more jobs, which leases and fencing make safe.
         """
         try:
-            return await self._post_once(client, body)
+            return await self._post_once(client, body, headers)
         except httpx.RemoteProtocolError:
-            return await self._post_once(client, body)
+            return await self._post_once(client, body, headers)
 
     async def _post_once(
-        self, client: httpx.AsyncClient, body: dict[str, Any]
+        self, client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str]
     ) -> tuple[int, bytes]:
-        headers = {"x-job-worker-secret": self._settings.job_worker_secret.get_secret_value()}
-        if self._extra_headers is not None:
-            headers.update(self._extra_headers())
         timeout = self._settings.worker_pull_timeout_seconds
         request = client.build_request(
             "POST",

@@ -1,0 +1,175 @@
+"""The deploy recipes in infra/ (issue 10): each passes its platform's validator, the GitHub
+Actions step really calls a served cron_tick, and deploy.sh drives gcloud as documented without
+ever putting a secret on a command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jobqueue.serving import ROOT, free_port, serve_pipeline
+from tests.support.pg import connect
+from tests.support.queue import insert_job, job
+
+WORKER_SECRET = "worker-secret-recipes"
+CRON_SECRET = "cron-secret-recipes"
+WORKFLOW = ROOT / "infra" / "github-actions" / "process-jobs.yml"
+TEMPLATE = ROOT / "infra" / "aws" / "template.yaml"
+
+
+def test_sam_template_passes_cfn_lint_without_warnings() -> None:
+    result = subprocess.run(["cfn-lint", str(TEMPLATE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_template_pins_what_the_contract_and_the_budgets_need() -> None:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, object]:
+        if isinstance(node, yaml.ScalarNode):
+            return {suffix: loader.construct_scalar(node)}
+        if isinstance(node, yaml.SequenceNode):
+            return {suffix: loader.construct_sequence(node)}
+        return {suffix: loader.construct_mapping(node)}  # type: ignore[arg-type]
+
+    Loader.add_multi_constructor("!", tagged)
+    resources = yaml.load(TEMPLATE.read_text(), Loader=Loader)["Resources"]
+    cron = resources["CronTickFunction"]["Properties"]
+    worker = resources["WorkerPullFunction"]["Properties"]
+    [schedule] = cron["Events"].values()
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    assert schedule["Properties"]["State"] == "ENABLED"
+    for function in (cron, worker):
+        assert function["FunctionUrlConfig"]["AuthType"] == "NONE"
+        assert "LogGroup" in function["LoggingConfig"]
+    cron_env = cron["Environment"]["Variables"]
+    worker_env = worker["Environment"]["Variables"]
+    # cron_tick's budget plus one whole worker call fits in its timeout; a worker call
+    # (budget, then one job's limit) fits in worker_pull's.
+    assert (
+        float(cron_env["CRON_TICK_BUDGET_SECONDS"]) + float(cron_env["WORKER_PULL_TIMEOUT_SECONDS"])
+        < cron["Timeout"]
+    )
+    worker_call = float(worker_env["WORKER_PULL_TIME_BUDGET_SECONDS"]) + float(
+        worker_env["JOB_HANDLER_TIMEOUT_SECONDS"]
+    )
+    assert worker_call < worker["Timeout"] <= float(cron_env["WORKER_PULL_TIMEOUT_SECONDS"])
+    for name in ("CRON_SECRET", "JOB_WORKER_SECRET", "DATABASE_URL"):
+        value = {**cron_env, **worker_env}[name]
+        assert "resolve:secretsmanager" in str(value), f"{name} must come from Secrets Manager"
+
+
+def test_workflow_is_valid_against_githubs_schema() -> None:
+    result = subprocess.run(
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert "workflow_dispatch" in triggers and triggers["schedule"][0]["cron"] == "* * * * *"
+
+
+def run_step(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The workflow's step, run as the runner would: bash with the step's env."""
+    [step] = yaml.safe_load(WORKFLOW.read_text())["jobs"]["process-jobs"]["steps"]
+    assert set(step["env"]) >= {"CRON_TICK_URL", "CRON_SECRET"}
+    return subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_workflow_step_drains_jobs_through_a_served_cron_tick(db: str, tmp_path: Path) -> None:
+    with serve_pipeline(db, WORKER_SECRET, CRON_SECRET, tmp_path) as (_, cron), connect(db) as conn:
+        ids = [insert_job(conn, "echo") for _ in range(3)]
+        result = run_step(
+            {"CRON_TICK_URL": cron.url, "CRON_SECRET": CRON_SECRET, "ITERATIONS": "5"}
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert json.loads(result.stdout)["succeeded"] == 3
+        assert all(job(conn, i)["status"] == "done" for i in ids)
+        refused = run_step({"CRON_TICK_URL": cron.url, "CRON_SECRET": "wrong", "ITERATIONS": "1"})
+        assert refused.returncode != 0 and "unauthorized" in refused.stdout
+        assert CRON_SECRET not in refused.stdout + refused.stderr
+
+
+def test_workflow_step_fails_when_every_worker_call_failed(tmp_path: Path) -> None:
+    from jobqueue.serving import serve
+
+    env = {
+        "CRON_SECRET": CRON_SECRET,
+        "JOB_WORKER_SECRET": WORKER_SECRET,
+        "WORKER_PULL_URL": f"http://127.0.0.1:{free_port()}/",
+    }
+    with serve("cron_tick", env, tmp_path) as cron:
+        result = run_step(
+            {"CRON_TICK_URL": cron.url, "CRON_SECRET": CRON_SECRET, "ITERATIONS": "1"}
+        )
+    assert result.returncode == 1 and "every worker_pull call" in result.stdout
+
+
+@pytest.fixture
+def fake_gcloud(tmp_path: Path) -> Path:
+    """A gcloud that records each call (and any --flags-file it was given) and answers the
+    describe calls deploy.sh reads URLs from."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "gcloud.log"
+    (bin_dir / "gcloud").write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "ARGV $*" >> {log}\n'
+        'for a in "$@"; do case $a in --flags-file=*) cat "${a#*=}" >> '
+        + str(log)
+        + ";; esac; done\n"
+        'prev=""; for a in "$@"; do [ "$prev" = --flags-file ] && cat "$a" >> '
+        + str(log)
+        + "; prev=$a; done\n"
+        'case "$*" in\n'
+        '  *"secrets versions access"*) printf "the-cron-secret-value" ;;\n'
+        '  *"run services describe worker-pull"*) echo https://worker-pull-xyz.a.run.app ;;\n'
+        '  *"run services describe cron-tick"*) echo https://cron-tick-xyz.a.run.app ;;\n'
+        '  *"scheduler jobs describe"*) exit 1 ;;\n'
+        "esac\n"
+    )
+    (bin_dir / "gcloud").chmod(0o755)
+    return tmp_path
+
+
+def test_cloud_run_deploy_script_drives_gcloud(fake_gcloud: Path, tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    for function in ("worker_pull", "cron_tick"):
+        (dist / function).mkdir(parents=True)
+        (dist / function / "main.py").write_text("")
+    env = {
+        "PATH": f"{fake_gcloud / 'bin'}:{os.environ['PATH']}",
+        "PROJECT": "my-project",
+        "DIST": str(dist),
+    }
+    result = subprocess.run(
+        ["bash", "infra/cloudrun/deploy.sh"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = (fake_gcloud / "gcloud.log").read_text()
+    argv = [line for line in log.splitlines() if line.startswith("ARGV ")]
+    assert any(f"run deploy worker-pull --source {dist}/worker_pull" in a for a in argv)
+    assert any("--no-allow-unauthenticated" in a and "worker-pull" in a for a in argv)
+    cron_deploy = next(a for a in argv if "run deploy cron-tick" in a)
+    assert "WORKER_PULL_ID_TOKEN_AUDIENCE=https://worker-pull-xyz.a.run.app" in cron_deploy
+    assert "--set-secrets CRON_SECRET=jobqueue-cron-secret:latest" in cron_deploy
+    scheduler = next(a for a in argv if "scheduler jobs create http" in a)
+    assert "--schedule * * * * *" in scheduler and "https://cron-tick-xyz.a.run.app" in scheduler
+    assert "x-cron-secret=the-cron-secret-value" in log, "the header, from the flags file"
+    assert not any("the-cron-secret-value" in a for a in argv), "never on a command line"
+    assert "the-cron-secret-value" not in result.stdout + result.stderr
