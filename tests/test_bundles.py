@@ -35,6 +35,7 @@ pytestmark = pytest.mark.slow
 WORKER_SECRET = "worker-secret-bundles"
 CRON_SECRET = "cron-secret-bundles"
 FUNCTIONS = ("cron_tick", "worker_pull")
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:test"
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +201,7 @@ class RuntimeApi:
                 headers={
                     "Lambda-Runtime-Aws-Request-Id": request_id,
                     "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + 60_000),
-                    "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:test",
+                    "Lambda-Runtime-Invoked-Function-Arn": FUNCTION_ARN,
                     "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000",
                 },
             )

@@ -50,9 +50,8 @@ def closure(requirements: list[Requirement], without: set[str]) -> dict[str, str
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["requirements"] and len(argv) >= 2:
-        without = {
-            canonicalize_name(n) for flag, n in zip(argv[2::2], argv[3::2]) if flag == "--without"
-        }
+        pairs = zip(argv[2::2], argv[3::2], strict=False)
+        without = {canonicalize_name(name) for flag, name in pairs if flag == "--without"}
         for name, version in sorted(closure(top_level(Path(argv[1])), without).items()):
             print(f"{name}=={version}")
         return 0
