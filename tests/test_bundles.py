@@ -313,3 +313,29 @@ def test_cron_lambda_zip_takes_a_scheduler_event(
             }
             assert cron.invoke(eventbridge)["stopped"] == "queue_empty"
             assert all(job(conn, i)["status"] == "done" for i in ids)
+
+
+def test_the_lambda_path_needs_nothing_but_the_zip_and_loads_no_flask(
+    bundles: Path, tmp_path: Path
+) -> None:
+    """Only the zip and the standard library on sys.path (python -I -S): the handler imports
+    and answers, and no web framework was loaded."""
+    probe = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import main; "
+        "answer = main.lambda_handler({'requestContext': {'http': {'method': 'GET'}}}, None); "
+        "print(json.dumps({'status': answer['statusCode'], 'loaded': sorted(sys.modules)}))"
+    )
+    for function in FUNCTIONS:
+        task = tmp_path / function
+        with zipfile.ZipFile(bundles / f"{function}-lambda.zip") as archive:
+            archive.extractall(task)
+        out = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", probe, str(task)],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout)
+        assert result["status"] == 200
+        assert not {"flask", "functions_framework", "werkzeug"} & set(result["loaded"])

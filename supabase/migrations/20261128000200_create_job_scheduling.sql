@@ -224,7 +224,22 @@ begin
 end
 $$;
 
--- The scheduled call: cron_tick drains up to `iterations` jobs, `delay_ms` apart.
+-- What a tick asks cron_tick for, from job_worker_settings: n iterations (default: the setting),
+-- `delay_ms` apart, `max_jobs` per worker_pull call and `concurrency` calls at a time.
+create or replace function public.job_worker_tick_body(n integer default null)
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select jsonb_strip_nulls(jsonb_build_object(
+    'iterations', coalesce(n, s.iterations), 'delay', s.delay_ms,
+    'max_jobs', s.max_jobs, 'concurrency', s.concurrency))
+  from public.job_worker_settings s;
+$$;
+
+-- The scheduled call.
 create or replace function public.trigger_job_worker()
 returns bigint
 language sql
@@ -232,10 +247,7 @@ volatile
 security definer
 set search_path = ''
 as $$
-  select public.request_cron_tick(jsonb_strip_nulls(jsonb_build_object(
-    'iterations', s.iterations, 'delay', s.delay_ms,
-    'max_jobs', s.max_jobs, 'concurrency', s.concurrency)))
-  from public.job_worker_settings s;
+  select public.request_cron_tick(public.job_worker_tick_body());
 $$;
 
 -- The runbook's manual trigger: n iterations now.
@@ -246,18 +258,11 @@ volatile
 security definer
 set search_path = ''
 as $$
-declare
-  v_body jsonb;
 begin
   if n is null or n not between 1 and 100 then
     raise exception 'manual_process_jobs(n): n must be from 1 to 100, got %', n;
   end if;
-  select jsonb_strip_nulls(jsonb_build_object(
-           'iterations', n, 'delay', s.delay_ms, 'max_jobs', s.max_jobs,
-           'concurrency', s.concurrency))
-    into v_body
-  from public.job_worker_settings s;
-  return public.request_cron_tick(v_body);
+  return public.request_cron_tick(public.job_worker_tick_body(n));
 end
 $$;
 
@@ -601,6 +606,6 @@ grant select on public.job_processing_status to service_role;
 select public.job_queue_restrict_functions(array[
   'job_worker_config_lookup', 'job_worker_config', 'set_job_worker_config',
   'job_worker_http_schema', 'job_worker_http_client',
-  'request_cron_tick', 'trigger_job_worker', 'manual_process_jobs', 'jobs_kick_worker',
+  'request_cron_tick', 'job_worker_tick_body', 'trigger_job_worker', 'manual_process_jobs', 'jobs_kick_worker',
   'set_job_kick', 'prune_job_history', 'schedule_job_worker', 'job_processing_status_row'
 ]);
