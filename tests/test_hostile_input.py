@@ -66,7 +66,7 @@ BODIES = st.one_of(
 
 
 @settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(body=BODIES)
 def test_any_body_gets_a_json_answer_never_a_500(worker: Any, body: bytes) -> None:

@@ -23,8 +23,8 @@ def test_every_sql_snippet_of_the_runbook_runs(pg_server: str) -> None:
     dsn = pg_cron.require(pg_server)
     pg_cron.reset(dsn)
     apply_migrations(dsn)
-    pg_cron.install(dsn, "pg_net_standin.sql")
-    pg_cron.install(dsn, "vault_standin.sql")
+    pg_cron.enable_pg_net(dsn)
+    pg_cron.enable_vault(dsn)
     found = snippets()
     assert len(found) >= 12
     with pg.connect(dsn) as conn:

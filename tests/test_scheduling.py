@@ -61,7 +61,13 @@ def test_trigger_without_configuration_says_what_to_do(conn: Conn) -> None:
         assert "setup-cron-config.sh" in (error.value.diag.message_hint or "")
 
 
+def without_http_client(conn: Conn) -> None:
+    """The migrations enable pg_net wherever the server has it: take it away."""
+    conn.execute("drop extension if exists pg_net cascade")
+
+
 def test_trigger_without_an_http_client_says_what_to_do(conn: Conn) -> None:
+    without_http_client(conn)
     conn.execute("select set_job_worker_config('cron_tick_url', 'http://127.0.0.1:9/')")
     conn.execute("select set_job_worker_config('cron_secret', 'x')")
     with pytest.raises(psycopg.errors.RaiseException) as error:
@@ -92,7 +98,7 @@ def test_settings_fallback_then_vault_first(conn: Conn) -> None:
     assert row["worker_configured"] is True and row["cron_secret_source"] == "settings"
     assert "settings-secret" not in str(row)
 
-    pg_cron.install(conn.info.dsn, "vault_standin.sql")
+    pg_cron.enable_vault(conn.info.dsn)
     assert (
         conn.execute(
             "select set_job_worker_config('cron_tick_url', 'http://from-vault/')"
@@ -109,6 +115,7 @@ def test_settings_fallback_then_vault_first(conn: Conn) -> None:
 
 
 def test_kick_needs_pg_net(conn: Conn) -> None:
+    without_http_client(conn)
     with pytest.raises(psycopg.errors.RaiseException, match="pg_net"):
         conn.execute("select set_job_kick(true)")
 
@@ -133,7 +140,7 @@ def cron_db(pg_server: str) -> str:
     dsn = pg_cron.require(pg_server)
     pg_cron.reset(dsn)
     apply_migrations(dsn)
-    pg_cron.install(dsn, "pg_net_standin.sql")
+    pg_cron.enable_pg_net(dsn)
     return dsn
 
 
@@ -314,6 +321,8 @@ def test_without_pg_net_the_http_extension_carries_the_call(pg_server: str, tmp_
     dsn = pg_cron.require(pg_server)
     pg_cron.reset(dsn)
     apply_migrations(dsn)
+    with pg.connect(dsn) as conn:
+        without_http_client(conn)
     pg_cron.install(dsn, "http_standin.sql")
     with (
         serve_pipeline(dsn, WORKER_SECRET, CRON_SECRET, tmp_path) as (_, cron),
@@ -357,6 +366,8 @@ def test_prune_also_trims_cron_run_history_and_http_responses(cron_db: str) -> N
 
 
 def test_setup_script_without_an_http_client_warns_and_fails(db: str, tmp_path: Path) -> None:
+    with pg.connect(db) as conn:
+        without_http_client(conn)
     env = {"DATABASE_URL": db, "CRON_TICK_URL": "http://127.0.0.1:9/", "CRON_SECRET": CRON_SECRET}
     done = run_script("setup-cron-config.sh", env)
     assert done.returncode == 1
@@ -399,7 +410,7 @@ def test_setup_script_keeps_the_password_off_psql_command_lines(
 
 def test_moving_to_vault_leaves_no_copy_in_database_settings(conn: Conn) -> None:
     conn.execute("select set_job_worker_config('cron_secret', 'old-plaintext-secret')")
-    pg_cron.install(conn.info.dsn, "vault_standin.sql")
+    pg_cron.enable_vault(conn.info.dsn)
     conn.execute("select set_job_worker_config('cron_secret', 'new-vault-secret')")
     left = conn.execute(
         "select setting from pg_db_role_setting, unnest(setconfig) setting"
@@ -427,6 +438,7 @@ def test_problems_is_empty_only_when_all_is_well(configured: str) -> None:
 
 
 def test_status_names_problems_without_pg_cron(conn: Conn) -> None:
+    without_http_client(conn)
     problems = status(conn)["problems"]
     assert any("cron_tick URL is not configured" in p for p in problems)
     assert any("secret is not configured" in p for p in problems)

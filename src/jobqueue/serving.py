@@ -102,15 +102,21 @@ def serve(function: str, env: dict[str, str], log_dir: Path) -> Iterator[Served]
 
 @contextmanager
 def serve_pipeline(
-    database_url: str, worker_secret: str, cron_secret: str, log_dir: Path
+    database_url: str,
+    worker_secret: str,
+    cron_secret: str,
+    log_dir: Path,
+    cron_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[Served, Served]]:
-    """worker_pull on the queue at `database_url`, and cron_tick calling it."""
+    """worker_pull on the queue at `database_url`, and cron_tick calling it (with `cron_env`
+    added to its configuration)."""
     worker_env = {"JOB_WORKER_SECRET": worker_secret, "DATABASE_URL": database_url}
     with serve("worker_pull", worker_env, log_dir) as worker:
-        cron_env = {
+        cron_config = {
             "CRON_SECRET": cron_secret,
             "JOB_WORKER_SECRET": worker_secret,
             "WORKER_PULL_URL": worker.url,
+            **(cron_env or {}),
         }
-        with serve("cron_tick", cron_env, log_dir) as cron:
+        with serve("cron_tick", cron_config, log_dir) as cron:
             yield worker, cron

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -43,6 +45,8 @@ def reset(dsn: str) -> None:
         )
         for statement in (
             "drop extension if exists pg_cron cascade",
+            "drop extension if exists pg_net cascade",
+            "drop extension if exists supabase_vault cascade",
             "drop schema if exists net cascade",
             "drop schema if exists vault cascade",
             "drop schema if exists extensions cascade",
@@ -53,6 +57,45 @@ def reset(dsn: str) -> None:
             "alter database " + conn.info.dbname + " reset all",
         ):
             conn.execute(statement)
+
+
+def _real(conn: psycopg.Connection[Any], library: str) -> bool:
+    preload = conn.execute("show shared_preload_libraries").fetchone()
+    available = conn.execute(
+        "select count(*) from pg_available_extensions where name = %s", (library,)
+    ).fetchone()
+    return bool(preload and library in preload[0] and available and available[0])
+
+
+def enable_pg_net(dsn: str) -> str:
+    """Supabase's real pg_net where the server has it (its worker serves the pg_cron database
+    only), else the PL/Python stand-in; under JOBQUEUE_NO_SKIP=1 (CI) the real one is required."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if _real(conn, "pg_net"):
+            conn.execute("create extension if not exists pg_net")
+            return "pg_net"
+    _require_real("pg_net")
+    install(dsn, "pg_net_standin.sql")
+    return "stand-in"
+
+
+def enable_vault(dsn: str) -> str:
+    """Supabase's real Vault where the server has it, else the stand-in (not under CI)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if _real(conn, "supabase_vault"):
+            conn.execute("create extension if not exists supabase_vault cascade")
+            return "supabase_vault"
+    _require_real("supabase_vault")
+    install(dsn, "vault_standin.sql")
+    return "stand-in"
+
+
+def _require_real(library: str) -> None:
+    if os.environ.get("JOBQUEUE_NO_SKIP") == "1":
+        extras.unavailable(
+            f"Supabase's real {library} is not installed and preloaded: run "
+            "scripts/setup-test-postgres.sh (root, Debian, with ../shared/third_party)"
+        )
 
 
 def install(dsn: str, name: str) -> None:

@@ -59,6 +59,7 @@ class HttpRequest:
 class HttpResponse:
     status: int
     body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def json(self) -> str:
         return json.dumps(self.body, separators=(",", ":"))
@@ -152,11 +153,12 @@ class Endpoint(Generic[S, M]):
         if method == "GET":
             return HttpResponse(200, self.health())
         if method != "POST":
-            return error(
+            refused = error(
                 405,
                 "method_not_allowed",
                 f"{method or 'no method'} is not allowed; use GET or POST",
             )
+            return HttpResponse(405, refused.body, {"Allow": "GET, POST"})
         try:
             settings = self.load_settings()
         except NotConfigured as exc:

@@ -29,7 +29,7 @@ def to_flask(response: HttpResponse) -> tuple[str, int, dict[str, str]] | flask.
     before the next request on a kept-alive connection, either of which would let a caller
     without the secret hold a serving thread by sending half a body.
     """
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **response.headers}
     if not response.closes:
         return response.json(), response.status, headers
     import flask

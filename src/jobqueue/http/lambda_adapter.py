@@ -69,6 +69,6 @@ def from_event(event: Any, ids: dict[str, str] | None = None) -> HttpRequest:
 def to_proxy_response(response: HttpResponse) -> dict[str, Any]:
     return {
         "statusCode": response.status,
-        "headers": {"Content-Type": "application/json"},
+        "headers": {"Content-Type": "application/json", **response.headers},
         "body": response.json(),
     }
