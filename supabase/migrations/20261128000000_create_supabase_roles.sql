@@ -1,6 +1,10 @@
 -- Supabase's API roles, created only where they are missing (plain PostgreSQL).
 -- On a hosted Supabase project these roles already exist and nothing here changes them.
 
+-- Bounded waits: never queue long behind another session's lock, never run unbounded.
+set lock_timeout = '10s';
+set statement_timeout = '5min';
+
 do $$
 begin
   if not exists (select from pg_catalog.pg_roles where rolname = 'anon') then

@@ -8,6 +8,10 @@
 --   2. settings app.settings.cron_tick_url and app.settings.cron_secret
 -- scripts/setup-cron-config.sh writes them. They are never stored in a table or in cron.job.
 
+-- Bounded waits: never queue long behind another session's lock, never run unbounded.
+set lock_timeout = '10s';
+set statement_timeout = '5min';
+
 -- Tunables, one row. Change them with UPDATE; no migration needs editing.
 create table if not exists public.job_worker_settings (
   id boolean primary key default true check (id),
@@ -426,8 +430,10 @@ select public.schedule_job_worker();
 
 -- The return type grows with the view: drop both so that a database migrated before can take
 -- the new columns (create or replace cannot change a function's result columns).
-drop view if exists public.job_processing_status;
-drop function if exists public.job_processing_status_row();
+-- squawk-ignore ban-drop-view
+drop view if exists public.job_processing_status;  -- recreated below, in this transaction
+-- squawk-ignore ban-drop-function
+drop function if exists public.job_processing_status_row();  -- likewise
 
 -- One row that says whether processing works, and if not, what to do: `problems` is empty when
 -- all is well, else one sentence per problem, so `select problems from job_processing_status`
