@@ -26,10 +26,21 @@ for glibc in $(seq 17 "$max_glibc"); do
   platforms+=(--platform "manylinux_2_${glibc}_x86_64")
 done
 
-copy_code() {  # copy_code FUNCTION DEST: main.py and the jobqueue package, nothing cached
+# What of the jobqueue package each function leaves out: the other function's code and the
+# operator's tools (the CLI, the migration runner). The bundle tests exercise what remains.
+left_out() {
+  local tools='^jobqueue/(cli|migrate|serving|__main__)\.py$'
+  case $1 in
+    cron_tick) echo "$tools|^jobqueue/(store|worker|handlers|sql)/|^jobqueue/(storage|queries)\.py$" ;;
+    worker_pull) echo "$tools|^jobqueue/cron/" ;;
+  esac
+}
+
+copy_code() {  # copy_code FUNCTION DEST: main.py and what it needs of jobqueue, nothing cached
   mkdir -p "$2"
   cp "functions/$1/main.py" "$2/main.py"
-  (cd src && find jobqueue -name '__pycache__' -prune -o -type f -print) | while read -r file; do
+  (cd src && find jobqueue -name '__pycache__' -prune -o -type f -print) \
+    | grep -Ev "$(left_out "$1")" | while read -r file; do
     mkdir -p "$2/$(dirname "$file")"
     cp "src/$file" "$2/$file"
   done

@@ -62,6 +62,8 @@ def test_each_source_folder_has_main_and_pinned_requirements(bundles: Path) -> N
         assert not names & {"pytest", "ruff", "mypy", "hypothesis", "jobqueue"}
         if function == "cron_tick":
             assert not names & {"psycopg", "psycopg-binary", "supabase", "postgrest", "storage3"}
+            assert not (folder / "jobqueue" / "store").exists(), "no queue store in cron_tick"
+        assert not (folder / "jobqueue" / "cli.py").exists(), "no operator tools in a bundle"
 
 
 def test_lambda_zips_hold_no_web_framework_and_cron_no_database_driver(bundles: Path) -> None:

@@ -1,49 +1,254 @@
-"""The operator CLI on a real database: the README's first command is built from it."""
+"""The operator CLI on the real test database, every command in both output modes, bad
+arguments and unreachable databases included (issue 12)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
+from jobqueue import __version__
 from jobqueue.cli import main
+from jobqueue.serving import free_port, serve_pipeline
 from tests.support import pg
-from tests.support.queue import Conn, job
+from tests.support.queue import Conn, claim, insert_job, job
 
 
-def run(capsys: pytest.CaptureFixture[str], db: str, *args: str) -> Any:
-    assert main(["--database-url", db, *args]) == 0
-    out = capsys.readouterr().out
-    # Job log lines (one JSON object per line) may come first; the answer is indented JSON.
-    return json.loads(out[out.rfind("\n{\n") + 1 :])
+def run(capsys: pytest.CaptureFixture[str], db: str, *args: str, code: int = 0) -> Any:
+    """The command with --json: its exit status checked, its one JSON document returned."""
+    status = main(["--database-url", db, "--json", *args])
+    out, err = capsys.readouterr()
+    assert status == code, out + err
+    lines = [line for line in out.splitlines() if not line.startswith('{"severity"')]
+    return json.loads("\n".join(lines)) if lines else None
 
 
-def test_migrate_enqueue_work_status(
-    capsys: pytest.CaptureFixture[str], pg_server: str, template_db: str
-) -> None:
+def human(capsys: pytest.CaptureFixture[str], db: str, *args: str, code: int = 0) -> str:
+    status = main(["--database-url", db, *args])
+    out, err = capsys.readouterr()
+    assert status == code, out + err
+    return out
+
+
+@pytest.fixture
+def empty_db(pg_server: str) -> Iterator[str]:
     name = pg.unique_name("jobqueue_cli")
-    db = pg.create_database(pg_server, name)
-    try:
-        assert len(run(capsys, db, "migrate")["applied"]) >= 3
-        assert run(capsys, db, "migrate") == {"applied": []}
-        ids = run(capsys, db, "enqueue", "echo", '{"n": 1}', "--count", "3")["enqueued"]
-        assert len(ids) == 3
-        assert run(capsys, db, "work") == {"processed": 3, "by_status": {"done": 3}}
-        status = run(capsys, db, "status")
-        assert (status["done"], status["queued"]) == (3, 0)
-    finally:
-        pg.drop_database(pg_server, name)
+    dsn = pg.create_database(pg_server, name)
+    yield dsn
+    pg.drop_database(pg_server, name)
 
 
-def test_cancel_and_retry(capsys: pytest.CaptureFixture[str], db: str, conn: Conn) -> None:
-    [job_id] = run(capsys, db, "enqueue", "echo")["enqueued"]
-    assert run(capsys, db, "cancel", str(job_id)) == {"id": job_id, "changed": True}
-    assert job(conn, job_id)["status"] == "cancelled"
-    assert run(capsys, db, "retry", str(job_id)) == {"id": job_id, "changed": True}
-    assert job(conn, job_id)["status"] == "queued"
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
 
 
-def test_bad_input_is_a_clear_error(capsys: pytest.CaptureFixture[str], db: str) -> None:
-    assert main(["--database-url", db, "enqueue", "echo", "{not json"]) == 1
-    assert "jobqueue enqueue:" in capsys.readouterr().err
+def test_migrate_dry_run_then_apply(capsys: pytest.CaptureFixture[str], empty_db: str) -> None:
+    pending = run(capsys, empty_db, "migrate", "--dry-run")["pending"]
+    assert len(pending) >= 3 and pending[0].endswith("create_supabase_roles")
+    assert "create_job_queue" in human(capsys, empty_db, "migrate", "--dry-run")
+    assert len(run(capsys, empty_db, "migrate")["applied"]) == len(pending)
+    assert run(capsys, empty_db, "migrate") == {"applied": []}
+    assert "nothing to apply" in human(capsys, empty_db, "migrate", "--dry-run")
+
+
+def test_status_puts_problems_first_and_exits_1_on_a_problem(
+    capsys: pytest.CaptureFixture[str], db: str
+) -> None:
+    data = run(capsys, db, "status", code=1)
+    assert data["problems"] and data["queued"] == 0
+    out = human(capsys, db, "status", code=1)
+    assert out.index("problem:") < out.index("queued")
+
+
+def test_enqueue_with_every_option_then_list_and_show(
+    capsys: pytest.CaptureFixture[str], db: str, conn: Conn
+) -> None:
+    [job_id] = run(
+        capsys,
+        db,
+        "enqueue",
+        "echo",
+        "--input",
+        '{"n": 1}',
+        "--run-at",
+        "2099-01-01T00:00:00+00:00",
+        "--priority",
+        "-3",
+        "--max-attempts",
+        "7",
+        "--dedupe-key",
+        "k1",
+    )["enqueued"]
+    row = job(conn, job_id)
+    assert (row["priority"], row["max_attempts"], row["dedupe_key"]) == (-3, 7, "k1")
+    assert row["run_at"].year == 2099 and row["input"] == {"n": 1}
+    assert run(capsys, db, "enqueue", "echo", "--dedupe-key", "k1")["enqueued"] == [job_id]
+    more = run(capsys, db, "enqueue", "other", "--count", "3")["enqueued"]
+    listed = run(capsys, db, "jobs", "list", "--type", "other", "--limit", "2")
+    assert [r["id"] for r in listed] == sorted(more, reverse=True)[:2]
+    assert run(capsys, db, "jobs", "list", "--status", "done") == []
+    assert "other" in human(capsys, db, "jobs", "list")
+    shown = run(capsys, db, "jobs", "show", str(job_id))
+    assert shown["id"] == job_id and shown["attempt_history"] == []
+    assert "attempts" in human(capsys, db, "jobs", "show", str(job_id))
+    assert main(["--database-url", db, "jobs", "show", "999999"]) == 1
+    assert "no job 999999" in capsys.readouterr().err
+
+
+def test_retry_cancel_requeue(capsys: pytest.CaptureFixture[str], db: str, conn: Conn) -> None:
+    a, b = (insert_job(conn, "echo") for _ in range(2))
+    assert run(capsys, db, "cancel", str(a), str(b)) == [
+        {"id": a, "changed": True},
+        {"id": b, "changed": True},
+    ]
+    assert run(capsys, db, "retry", str(a)) == [{"id": a, "changed": True}]
+    assert "changed" in human(capsys, db, "cancel", str(a))
+    # b is cancelled, a is cancelled again: --all-failed finds neither.
+    run(capsys, db, "retry", "--all-failed", code=1)
+    failed = insert_job(conn, "kind_x", max_attempts=1)
+    other = insert_job(conn, "kind_y", max_attempts=1)
+    for row in claim(conn, limit=10, types=["kind_x", "kind_y"]):
+        conn.execute("select fail_job(%s, %s, 'boom', true)", (row["id"], row["attempts"]))
+    assert run(capsys, db, "retry", "--all-failed", "--type", "kind_x") == [
+        {"id": failed, "changed": True}
+    ]
+    assert job(conn, other)["status"] == "failed"
+    history = run(capsys, db, "jobs", "show", str(failed))["attempt_history"]
+    assert history[0]["outcome"] == "failed" and history[0]["error"] == "boom"
+    stuck = insert_job(conn, "kind_z")
+    claim(conn, types=["kind_z"])
+    assert run(capsys, db, "requeue", str(stuck)) == [{"id": stuck, "changed": True}]
+    assert job(conn, stuck)["status"] == "queued"
+    assert run(capsys, db, "requeue", str(stuck), code=1) == [{"id": stuck, "changed": False}]
+
+
+def test_work_and_purge(capsys: pytest.CaptureFixture[str], db: str, conn: Conn) -> None:
+    ids = [insert_job(conn, "echo") for _ in range(3)]
+    assert run(capsys, db, "work")["by_status"] == {"done": 3}
+    conn.execute("update jobs set finished_at = now() - interval '8 days' where id = %s", (ids[0],))
+    assert run(capsys, db, "purge", "--older-than", "7d") == {"deleted": 1}
+    assert "deleted 0 job(s)" in human(capsys, db, "purge", "--older-than", "7d")
+
+
+def test_process_goes_through_cron_tick(
+    capsys: pytest.CaptureFixture[str],
+    db: str,
+    conn: Conn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with serve_pipeline(db, "w" * 20, "c" * 20, tmp_path) as (_, cron):
+        monkeypatch.setenv("CRON_TICK_URL", cron.url)
+        monkeypatch.setenv("CRON_SECRET", "c" * 20)
+        ids = [insert_job(conn, "echo") for _ in range(4)]
+        summary = run(capsys, db, "process", "2")
+        assert summary["succeeded"] == 4 and summary["iterations"] == 2
+        assert all(job(conn, i)["status"] == "done" for i in ids)
+        monkeypatch.setenv("CRON_SECRET", "wrong-secret-value")
+        assert run(capsys, db, "process", "1", code=1)["error"] == "unauthorized"
+    monkeypatch.setenv("CRON_TICK_URL", f"http://127.0.0.1:{free_port()}/")
+    assert main(["--database-url", db, "process", "1"]) == 3
+    assert "cannot reach cron_tick" in capsys.readouterr().err
+
+
+def test_ingest_uploads_to_storage_and_queues_the_job(
+    capsys: pytest.CaptureFixture[str],
+    db: str,
+    conn: Conn,
+    tmp_path: Path,
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Supabase Storage's upload, as storage3 sends it: POST /storage/v1/object/<bucket>/<path>,
+    the service role key, the bytes as multipart field `file`."""
+    received: dict[str, Any] = {}
+
+    def upload(request: Request) -> Response:
+        received["auth"] = request.headers.get("Authorization")
+        received["path"] = request.path
+        received["bytes"] = request.files["file"].read()
+        return Response(
+            json.dumps({"Key": request.path.split("/object/")[1], "Id": "x"}),
+            content_type="application/json",
+        )
+
+    httpserver.expect_request(
+        "/storage/v1/object/docs/in/notes.txt", method="POST"
+    ).respond_with_handler(upload)
+    monkeypatch.setenv("SUPABASE_URL", httpserver.url_for("/"))
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "service-key-cli")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello from the cli\n")
+    [row] = run(capsys, db, "ingest", str(notes), "--bucket", "docs", "--prefix", "in")
+    assert received == {
+        "auth": "Bearer service-key-cli",
+        "path": "/storage/v1/object/docs/in/notes.txt",
+        "bytes": b"hello from the cli\n",
+    }
+    file = conn.execute(
+        "select bucket, path, status from ingest_files where id = %s", (row["file_id"],)
+    ).fetchone()
+    assert file == {"bucket": "docs", "path": "in/notes.txt", "status": "pending"}
+    queued = conn.execute("select count(*) as n from jobs where type = 'ingest_file'").fetchone()
+    assert queued == {"n": 1}
+    [again] = run(capsys, db, "ingest", str(notes), "--no-upload")
+    assert again["path"] == "notes.txt"
+    monkeypatch.delenv("SUPABASE_URL")
+    assert main(["--database-url", db, "ingest", str(notes)]) == 2
+    assert "SUPABASE_URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["no-such-command"], "No such command"),
+        (["enqueue", "echo", "--input", "{not json"], "not JSON"),
+        (["enqueue", "echo", "--input", '{"a": "\\u0000"}'], "NUL"),
+        (["work", "--max-jobs", "0"], "0 is not in the range 1<=x<=100"),
+        (["purge", "--older-than", "soon"], "a number and a unit"),
+        (["retry"], "give job ids or --all-failed"),
+        (["jobs", "show", "abc"], "is not a valid integer"),
+    ],
+)
+def test_bad_arguments_are_one_clear_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], db: str, args: list[str], phrase: str
+) -> None:
+    assert main(["--database-url", db, *args]) == 2
+    err = capsys.readouterr().err
+    assert phrase in err and "Traceback" not in err and "http" not in err.lower()
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_unreachable_or_unmigrated_database_is_exit_3(
+    capsys: pytest.CaptureFixture[str], empty_db: str
+) -> None:
+    assert (
+        main(["--database-url", f"postgresql://postgres@127.0.0.1:{free_port()}/x", "status"]) == 3
+    )
+    assert "cannot reach the database" in capsys.readouterr().err
+    assert main(["--database-url", empty_db, "status"]) == 3
+    assert "jobqueue migrate" in capsys.readouterr().err
+
+
+def test_the_installed_command_reads_env_local(db: str, tmp_path: Path) -> None:
+    (tmp_path / ".env.local").write_text(f"# local\nDATABASE_URL='{db}'\n")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "jobqueue", "--json", "jobs", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []

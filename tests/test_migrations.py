@@ -52,8 +52,16 @@ def test_migration_files_follow_the_supabase_cli_naming() -> None:
 
 def test_a_misnamed_migration_is_refused(tmp_path: Path) -> None:
     (tmp_path / "create_things.sql").write_text("select 1;")
-    with pytest.raises(ValueError, match="14-digit timestamp"):
+    with pytest.raises(ValueError, match="timestamp digits"):
         find_migrations(tmp_path)
+
+
+def test_every_name_the_supabase_cli_makes_is_accepted(empty_db: str, tmp_path: Path) -> None:
+    """`supabase migration new add-thumbnails` makes `<timestamp>_add-thumbnails.sql`."""
+    for name in ("20990101000000_add-thumbnails.sql", "20990101000001_Add Things.v2.sql"):
+        (tmp_path / name).write_text("select 1;")
+    assert [m.name for m in find_migrations(tmp_path)] == ["add-thumbnails", "Add Things.v2"]
+    assert apply_migrations(empty_db, tmp_path) == ["20990101000000", "20990101000001"]
 
 
 def test_a_failing_migration_leaves_nothing_behind(empty_db: str, tmp_path: Path) -> None:

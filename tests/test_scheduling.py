@@ -141,6 +141,7 @@ def cron_db(pg_server: str) -> str:
     pg_cron.reset(dsn)
     apply_migrations(dsn)
     pg_cron.enable_pg_net(dsn)
+    pg_cron.enable_vault(dsn)
     return dsn
 
 
@@ -202,7 +203,7 @@ def test_setup_script_stores_configuration_and_never_prints_the_secret(
     done = setup_config(cron_db, cron.url)
     assert done.returncode == 0, done.stderr
     assert CRON_SECRET not in done.stdout + done.stderr
-    assert "cron_secret stored in settings" in done.stdout and "worker_configured" in done.stdout
+    assert "cron_secret stored in vault" in done.stdout and "worker_configured" in done.stdout
     again = setup_config(cron_db, cron.url)
     assert again.returncode == 0, again.stderr
     missing = run_script("setup-cron-config.sh", {"DATABASE_URL": cron_db})
@@ -254,9 +255,28 @@ def test_pg_cron_alone_takes_a_queued_job_to_done(configured: str) -> None:
             step=0.5,
         )
         wait_for(lambda: status(conn)["last_run_status"] == "succeeded", 10)
+        wait_for(lambda: status(conn)["last_tick_summary"] is not None, 30)
         row = status(conn)
     assert row["last_run_at"] is not None and row["done"] == 1 and row["queued"] == 0
     assert row["cron_schedule"] == "* * * * *" and row["worker_configured"] is True
+    # The scheduled call recorded what it needs to find its answer: pg_net's response.
+    assert row["last_tick_status"] == 200 and row["last_tick_summary"]["succeeded"] == 1
+    assert row["problems"] == [], row["problems"]
+
+
+def test_a_wrong_stored_secret_shows_in_problems_within_one_schedule_period(
+    cron_db: str, functions: tuple[Served, Served]
+) -> None:
+    """pg_cron reports the run `succeeded`; the refusal is in pg_net's response, and the status
+    view finds it there."""
+    env = {"DATABASE_URL": cron_db, "CRON_TICK_URL": functions[1].url, "CRON_SECRET": "wrong-one"}
+    assert run_script("setup-cron-config.sh", env).returncode == 0
+    with pg.connect(cron_db) as conn:
+        wait_for(lambda: status(conn)["last_tick_status"] == 401, 90, step=0.5)
+        row = status(conn)
+    assert row["last_run_status"] == "succeeded"
+    assert any("HTTP 401" in p and "CRON_SECRET" in p for p in row["problems"]), row["problems"]
+    assert "wrong-one" not in str(row)
 
 
 def test_kick_starts_a_new_job_without_waiting_for_the_schedule(configured: str) -> None:

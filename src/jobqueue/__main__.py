@@ -1,5 +1,5 @@
-"""``python -m jobqueue`` is the ``jobqueue`` command."""
+import sys
 
 from jobqueue.cli import main
 
-raise SystemExit(main())
+sys.exit(main())

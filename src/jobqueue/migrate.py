@@ -1,7 +1,13 @@
 """Applies supabase/migrations/ in file-name order, recording each the way the Supabase CLI does.
 
 Versions go into ``supabase_migrations.schema_migrations`` (the CLI's own table), so a database
-set up with this runner and one pushed with ``supabase db push`` agree on what is applied.
+set up with this runner and one pushed with ``supabase db push`` agree on what is applied. File
+names are those the CLI accepts: digits, an underscore, any name (`supabase migration new
+add-thumbnails` makes `<timestamp>_add-thumbnails.sql`).
+
+The migrations ship inside the package (``jobqueue/migrations`` is a link to
+``supabase/migrations`` in the source tree, copied into wheels), so an installed ``jobqueue``
+finds them wherever it runs.
 """
 
 from __future__ import annotations
@@ -12,8 +18,8 @@ from pathlib import Path
 
 import psycopg
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
-_FILE_NAME = re.compile(r"^(\d{14})_(\w+)\.sql$")
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_FILE_NAME = re.compile(r"^(\d+)_(.+)\.sql$")
 # Any fixed number: concurrent runners wait for each other instead of applying twice.
 _LOCK_KEY = 7_422_001
 
@@ -30,9 +36,22 @@ def find_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     for path in sorted(directory.glob("*.sql")):
         match = _FILE_NAME.match(path.name)
         if match is None:
-            raise ValueError(f"{path.name}: migration names are <14-digit timestamp>_<name>.sql")
+            raise ValueError(f"{path.name}: migration names are <timestamp digits>_<name>.sql")
         found.append(Migration(match.group(1), match.group(2), path))
     return found
+
+
+def pending_migrations(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migrations not yet recorded in the database, in the order they would apply."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        exists = conn.execute(
+            "select to_regclass('supabase_migrations.schema_migrations') is not null"
+        ).fetchone()
+        done: set[str] = set()
+        if exists and exists[0]:
+            rows = conn.execute("select version from supabase_migrations.schema_migrations")
+            done = {row[0] for row in rows}
+    return [m for m in find_migrations(directory) if m.version not in done]
 
 
 def apply_migrations(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:

@@ -337,6 +337,25 @@ $$;
 -- Housekeeping: nothing grows without bound
 -- ---------------------------------------------------------------------------------------------
 
+-- Deletes finished jobs (done, failed, cancelled) that finished longer than p_older_than ago,
+-- with their attempts; returns how many jobs went. `jobqueue purge --older-than 7d` calls it.
+create or replace function public.purge_finished_jobs(p_older_than interval)
+returns bigint
+language sql
+security definer
+set search_path = ''
+as $$
+  with gone as (
+    delete from public.jobs j
+    where j.status in ('done', 'failed', 'cancelled')
+      and j.finished_at < now() - greatest(p_older_than, interval '0')
+    returning j.id
+  ), history as (
+    delete from public.job_attempts a using gone where a.job_id = gone.id
+  )
+  select count(*) from gone;
+$$;
+
 create or replace function public.prune_job_history()
 returns jsonb
 language plpgsql
@@ -613,5 +632,6 @@ select public.job_queue_restrict_functions(array[
   'job_worker_config_lookup', 'job_worker_config', 'set_job_worker_config',
   'job_worker_http_schema', 'job_worker_http_client',
   'request_cron_tick', 'job_worker_tick_body', 'trigger_job_worker', 'manual_process_jobs', 'jobs_kick_worker',
-  'set_job_kick', 'prune_job_history', 'schedule_job_worker', 'job_processing_status_row'
+  'set_job_kick', 'purge_finished_jobs', 'prune_job_history', 'schedule_job_worker',
+  'job_processing_status_row'
 ]);

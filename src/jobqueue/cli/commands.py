@@ -1,0 +1,353 @@
+"""The operator's commands. Each reads the database through ``jobqueue.operations`` (one SQL
+call each) and prints a table, or JSON with ``--json``."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from jobqueue import operations
+from jobqueue.cli.app import Failed, Settings, Unreachable, cli, setting
+
+console = Console()
+pass_settings = click.make_pass_decorator(Settings)
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str = "") -> None:
+    table = Table(*columns, title=title or None)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(table)
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@pass_settings
+def status(settings: Settings) -> None:
+    """The status view, problems first. Exit 1 when there is a problem."""
+    with operations.connect(settings.database_url) as conn:
+        row = operations.status(conn)
+
+    def render(data: dict[str, Any]) -> None:
+        if data["problems"]:
+            for problem in data["problems"]:
+                console.print(f"[red]problem:[/red] {problem}")
+        else:
+            console.print("[green]no problems[/green]")
+        counts = {k: data[k] for k in ("queued", "running", "done", "failed", "cancelled")}
+        _table([counts], list(counts), "jobs")
+        details = {k: v for k, v in data.items() if k not in counts and k != "problems"}
+        _table([{"field": k, "value": v} for k, v in details.items()], ["field", "value"])
+
+    settings.emit(row, render)
+    if row["problems"]:
+        raise click.exceptions.Exit(1)
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def jobs() -> None:
+    """List and inspect jobs."""
+
+
+@jobs.command("list")
+@click.option("--status", "job_status", type=click.Choice(operations.JOB_STATUSES))
+@click.option("--type", "job_type")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@pass_settings
+def jobs_list(settings: Settings, job_status: str | None, job_type: str | None, limit: int) -> None:
+    """The newest jobs first."""
+    with operations.connect(settings.database_url) as conn:
+        rows = operations.list_jobs(conn, job_status, job_type, limit)
+    columns = ["id", "type", "status", "attempts", "run_at", "error"]
+    settings.emit(rows, lambda data: _table(data, columns))
+
+
+@jobs.command("show")
+@click.argument("job_id", type=int)
+@pass_settings
+def jobs_show(settings: Settings, job_id: int) -> None:
+    """One job and every attempt it had, with its error."""
+    with operations.connect(settings.database_url) as conn:
+        found = operations.show_job(conn, job_id)
+    if found is None:
+        raise Failed(f"no job {job_id}")
+
+    def render(data: dict[str, Any]) -> None:
+        fields = {k: v for k, v in data.items() if k != "attempt_history"}
+        _table(
+            [
+                {
+                    "field": k,
+                    "value": json.dumps(v, default=str) if isinstance(v, dict | list) else v,
+                }
+                for k, v in fields.items()
+            ],
+            ["field", "value"],
+            f"job {job_id}",
+        )
+        _table(
+            data["attempt_history"],
+            ["attempt", "outcome", "worker", "started_at", "finished_at", "error"],
+            "attempts",
+        )
+
+    settings.emit(found, render)
+
+
+# --- operator actions -----------------------------------------------------------------------
+
+
+def _report(settings: Settings, action: str, changed: dict[int, bool]) -> None:
+    rows = [{"id": i, "changed": c} for i, c in changed.items()]
+    settings.emit(rows, lambda data: _table(data, ["id", "changed"], action))
+    if not changed or not all(changed.values()):
+        unchanged = [str(i) for i, c in changed.items() if not c]
+        raise Failed(
+            f"{action}: nothing to do"
+            if not changed
+            else f"{action}: not changed: {', '.join(unchanged)} (see jobqueue jobs show ID)"
+        )
+
+
+@cli.command()
+@click.argument("job_ids", nargs=-1, type=int)
+@click.option("--all-failed", is_flag=True, help="every failed job (of --type)")
+@click.option("--type", "job_type", help="with --all-failed: only this type")
+@pass_settings
+def retry(
+    settings: Settings, job_ids: tuple[int, ...], all_failed: bool, job_type: str | None
+) -> None:
+    """Run failed or cancelled jobs again, with one more attempt each."""
+    if bool(job_ids) == all_failed:
+        raise click.UsageError("give job ids or --all-failed, not both")
+    if job_type and not all_failed:
+        raise click.UsageError("--type goes with --all-failed")
+    with operations.connect(settings.database_url) as conn:
+        ids = list(job_ids) or operations.failed_ids(conn, job_type)
+        _report(settings, "retry", operations.each(conn, "retry_job", ids))
+
+
+@cli.command()
+@click.argument("job_ids", nargs=-1, type=int, required=True)
+@pass_settings
+def cancel(settings: Settings, job_ids: tuple[int, ...]) -> None:
+    """Cancel queued or running jobs (a running one's worker is refused when it reports)."""
+    with operations.connect(settings.database_url) as conn:
+        _report(settings, "cancel", operations.each(conn, "cancel_job", job_ids))
+
+
+@cli.command()
+@click.argument("job_ids", nargs=-1, type=int, required=True)
+@pass_settings
+def requeue(settings: Settings, job_ids: tuple[int, ...]) -> None:
+    """Put stuck running jobs back in the queue now (their worker is fenced)."""
+    with operations.connect(settings.database_url) as conn:
+        _report(settings, "requeue", operations.each(conn, "requeue_job", job_ids))
+
+
+class JsonValue(click.ParamType):  # type: ignore[type-arg]
+    name = "json"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            self.fail(f"not JSON: {exc}", param, ctx)
+
+
+@cli.command()
+@click.argument("job_type")
+@click.option("--input", "payload", type=JsonValue(), default="{}", help="the job's input (JSON)")
+@click.option(
+    "--run-at",
+    type=click.DateTime(
+        ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
+    ),
+)
+@click.option("--priority", type=int, default=0, show_default=True, help="lower runs first")
+@click.option("--max-attempts", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--dedupe-key", help="at most one live job per key")
+@click.option("--count", type=click.IntRange(1, 1_000_000), default=1, show_default=True)
+@pass_settings
+def enqueue(
+    settings: Settings,
+    job_type: str,
+    payload: Any,
+    run_at: datetime | None,
+    priority: int,
+    max_attempts: int,
+    dedupe_key: str | None,
+    count: int,
+) -> None:
+    """Add jobs."""
+    from jobqueue.jsonsafe import jsonb_problem, text_problem
+
+    problem = (
+        jsonb_problem(payload) or text_problem(job_type) or ("is empty" if not job_type else None)
+    )
+    if problem:
+        raise click.UsageError(f"the job's input or type {problem}")
+    with operations.connect(settings.database_url) as conn:
+        ids = operations.enqueue(
+            conn,
+            job_type,
+            payload,
+            count=count,
+            priority=priority,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            dedupe_key=dedupe_key,
+        )
+    settings.emit(
+        {"enqueued": ids},
+        lambda data: console.print(
+            f"enqueued {len(ids)} {job_type} job(s): {', '.join(map(str, ids[:20]))}"
+            + (" ..." if len(ids) > 20 else "")
+        ),
+    )
+
+
+# --- processing -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("iterations", type=click.IntRange(1, 100), default=5)
+@pass_settings
+def process(settings: Settings, iterations: int) -> None:
+    """Ask cron_tick to run ITERATIONS worker_pull calls now (like manual_process_jobs).
+
+    Needs CRON_TICK_URL and CRON_SECRET (environment or .env.local). Exit 1 when cron_tick
+    refuses or every worker_pull call of the tick failed."""
+    import httpx
+
+    url, secret = setting("CRON_TICK_URL"), setting("CRON_SECRET")
+    if not url or not secret:
+        raise click.UsageError("set CRON_TICK_URL and CRON_SECRET (environment or .env.local)")
+    with operations.connect(settings.database_url) as conn:
+        body = operations.tick_body(conn, iterations)
+    try:
+        answer = httpx.post(url, json=body, headers={"x-cron-secret": secret}, timeout=600)
+    except httpx.HTTPError as exc:
+        raise Unreachable(f"cannot reach cron_tick at {url}: {type(exc).__name__}") from None
+    try:
+        summary = answer.json()
+    except ValueError:
+        summary = {"error": "not_json", "message": answer.text[:200]}
+    settings.emit(summary, lambda data: _table([data], list(data), "tick"))
+    if not answer.is_success:
+        raise Failed(f"cron_tick answered HTTP {answer.status_code}")
+    if summary.get("calls", 0) > 0 and summary.get("errors") == summary.get("calls"):
+        raise Failed("every worker_pull call of this tick failed")
+
+
+@cli.command()
+@click.option(
+    "--max-jobs", type=click.IntRange(1, 100), default=100, show_default=True, help="jobs per claim"
+)
+@pass_settings
+def work(settings: Settings, max_jobs: int) -> None:
+    """Process jobs here, in this process, until the queue is empty."""
+    from jobqueue.local.inprocess import drain
+
+    totals = drain(settings.database_url, max_jobs)
+    settings.emit(
+        totals,
+        lambda data: _table(
+            [data["by_status"] | {"processed": data["processed"]}],
+            ["processed", *data["by_status"]],
+            "processed",
+        ),
+    )
+
+
+# --- uploads --------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--bucket", default="uploads", show_default=True)
+@click.option("--prefix", default="", help="folder inside the bucket")
+@click.option("--no-upload", is_flag=True, help="the bytes are already in Storage at the path")
+@pass_settings
+def ingest(
+    settings: Settings, paths: tuple[Path, ...], bucket: str, prefix: str, no_upload: bool
+) -> None:
+    """Upload files to Supabase Storage and register each (an ingest_files row, which queues
+    its ingest_file job). Needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY unless --no-upload."""
+    from jobqueue.local.uploads import upload_and_register
+
+    url, key = setting("SUPABASE_URL"), setting("SUPABASE_SERVICE_ROLE_KEY")
+    if not no_upload and (not url or not key):
+        raise click.UsageError("set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, or --no-upload")
+    with operations.connect(settings.database_url) as conn:
+        rows = upload_and_register(
+            conn, paths, bucket, prefix, None if no_upload else (str(url), str(key))
+        )
+    settings.emit(rows, lambda data: _table(data, ["file_id", "bucket", "path"], "registered"))
+
+
+# --- housekeeping ---------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _duration(value: str) -> timedelta:
+    match = _DURATION.match(value.strip())
+    if match is None:
+        raise click.BadParameter("a number and a unit: 30m, 12h, 7d, 2w")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@cli.command()
+@click.option("--older-than", required=True, help="e.g. 7d, 12h, 2w")
+@pass_settings
+def purge(settings: Settings, older_than: str) -> None:
+    """Delete finished jobs (done, failed, cancelled) older than this, with their attempts."""
+    age = _duration(older_than)
+    with operations.connect(settings.database_url) as conn:
+        deleted = operations.purge(conn, age)
+    settings.emit({"deleted": deleted}, lambda d: console.print(f"deleted {d['deleted']} job(s)"))
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="list what would be applied, apply nothing")
+@pass_settings
+def migrate(settings: Settings, dry_run: bool) -> None:
+    """Apply the migrations the database has not had (recorded as the Supabase CLI does)."""
+    from jobqueue.migrate import apply_migrations, find_migrations, pending_migrations
+
+    if not find_migrations():
+        raise Failed("no migrations found in this installation")
+    if dry_run:
+        pending = [f"{m.version}_{m.name}" for m in pending_migrations(settings.database_url)]
+        settings.emit(
+            {"pending": pending},
+            lambda d: console.print("\n".join(d["pending"]) or "nothing to apply"),
+        )
+        return
+    applied = apply_migrations(settings.database_url)
+    settings.emit(
+        {"applied": applied},
+        lambda d: console.print(
+            f"applied {len(d['applied'])} migration(s)"
+            + (": " + ", ".join(d["applied"]) if d["applied"] else "")
+        ),
+    )

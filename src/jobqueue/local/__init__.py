@@ -1,0 +1,1 @@
+"""Running the product on one machine: in-process draining, uploads, the local pipeline."""
