@@ -252,3 +252,42 @@ def test_the_installed_command_reads_env_local(db: str, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+@pytest.mark.slow
+def test_a_non_editable_install_finds_its_migrations(empty_db: str, tmp_path: Path) -> None:
+    """`pip install .` (no source tree at run time): `jobqueue migrate` still applies them."""
+    from jobqueue.serving import ROOT
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run(
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "-q",
+            "--no-deps",
+            "--disable-pip-version-check",
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    python = str(venv / "bin" / "python")
+    where = subprocess.run(
+        [python, "-c", "import jobqueue; print(jobqueue.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
+    assert str(venv) in where, "the installed copy, not the source tree"
+    done = subprocess.run(
+        [python, "-m", "jobqueue", "--database-url", empty_db, "--json", "migrate"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["applied"]) >= 3

@@ -112,6 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except psycopg.Error as exc:
         click.echo(f"jobqueue: the database refused: {str(exc).splitlines()[0]}", err=True)
         return EXIT_FAILED
+    except Exception as exc:
+        import os
+
+        if os.environ.get("JOBQUEUE_DEBUG") == "1":
+            raise
+        click.echo(
+            f"jobqueue: {type(exc).__name__}: {exc} (JOBQUEUE_DEBUG=1 shows where)", err=True
+        )
+        return EXIT_FAILED
     return 0
 
 

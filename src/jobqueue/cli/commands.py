@@ -351,3 +351,49 @@ def migrate(settings: Settings, dry_run: bool) -> None:
             + (": " + ", ".join(d["applied"]) if d["applied"] else "")
         ),
     )
+
+
+# --- the local run --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".jobqueue"),
+    show_default=True,
+    help="embedded database, Storage files and logs (reused next time)",
+)
+@click.option(
+    "--period",
+    type=click.FloatRange(0.2, 3600),
+    default=2.0,
+    show_default=True,
+    help="seconds between scheduled calls to cron_tick (pg_cron's minute, shortened)",
+)
+@click.option(
+    "--samples",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="a folder of files to upload instead of the bundled samples",
+)
+@click.option("--exit-when-done", is_flag=True, help="stop once every sample is processed")
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="save what the screen showed as SVG",
+)
+@click.pass_context
+def up(
+    ctx: click.Context,
+    data_dir: Path,
+    period: float,
+    samples: Path | None,
+    exit_when_done: bool,
+    record: Path | None,
+) -> None:
+    """Run the whole pipeline here: database, Storage, both functions, a scheduler, and sample
+    uploads processed before your eyes. With DATABASE_URL set, that database is used."""
+    from jobqueue.local.run import Options, run
+
+    explicit = ctx.find_root().params.get("database_url") or setting("DATABASE_URL")
+    run(Options(data_dir, explicit, period, samples, exit_when_done, record))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
 import uuid
 from typing import Any
@@ -42,6 +43,8 @@ def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
 
     content_type = row.get("content_type") or mimetypes.guess_type(row["path"])[0]
     text = extract_text(content, content_type)
+    if content_type == "application/json":
+        check_json(text, row["path"])
     metadata = {
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
@@ -51,6 +54,19 @@ def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
     }
     ctx.store.mark_ingest_file_processed(file_id, text, metadata, content_type, len(content))
     return {"file_id": file_id, "size_bytes": len(content), "chars": len(text)}
+
+
+def check_json(text: str, path: str) -> None:
+    """A JSON upload that does not parse is corrupt: it can never succeed, so it fails now
+    with where the parser stopped."""
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise PermanentJobError(
+            f"{path} is not valid JSON ({exc}): fix the file and upload it again"
+        ) from None
+    except RecursionError:
+        raise PermanentJobError(f"{path} is nested too deeply to read as JSON") from None
 
 
 def extract_text(content: bytes, content_type: str | None) -> str:
