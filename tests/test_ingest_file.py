@@ -75,9 +75,11 @@ def test_uploaded_text_file_becomes_text_and_metadata(
     assert reported["status"] == "done", reported["error"]
     row = conn.execute("select * from ingest_files where id = %s", (file_id,)).fetchone()
     assert row["status"] == "processed" and row["text_content"] == "Hello, wörld\nsecond line\n"
-    assert row["metadata"]["lines"] == 2 and row["metadata"]["size_bytes"] == 26
+    meta = row["metadata"]
+    assert (meta["size_bytes"], meta["characters"], meta["words"]) == (26, 25, 4)
+    assert meta["detected_type"] == "text/plain" and meta["chunks"] == 1
     assert row["content_type"] == "text/plain" and row["processed_at"] is not None
-    assert job(conn, reported["id"])["output"]["chars"] == 25
+    assert job(conn, reported["id"])["output"]["characters"] == 25
 
 
 def test_missing_object_fails_at_once_and_marks_the_file_failed(

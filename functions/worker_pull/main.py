@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobqueue.handlers import load_handlers
 from jobqueue.http.entry import http_function
 from jobqueue.http.flask_adapter import from_flask, to_flask
 from jobqueue.http.lambda_adapter import handle_event
@@ -15,7 +16,7 @@ from jobqueue.log import capture_library_logs
 from jobqueue.worker.app import WorkerApp
 
 capture_library_logs()
-app = WorkerApp()
+app = WorkerApp(load_handlers)
 
 
 @http_function

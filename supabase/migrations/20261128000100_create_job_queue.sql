@@ -66,25 +66,8 @@ create table if not exists public.job_attempts (
 );
 create index if not exists job_attempts_job_idx on public.job_attempts (job_id, attempt);
 
-create table if not exists public.ingest_files (
-  id uuid primary key default gen_random_uuid(),
-  bucket text not null,
-  path text not null,
-  status text not null default 'pending'
-    check (status in ('pending', 'processing', 'processed', 'failed')),
-  content_type text,
-  size_bytes bigint,
-  metadata jsonb not null default '{}'::jsonb,
-  text_content text,
-  error text,
-  processed_at timestamptz,
-  created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
-);
-
 alter table public.jobs enable row level security;
 alter table public.job_attempts enable row level security;
-alter table public.ingest_files enable row level security;
 
 drop policy if exists jobs_service_role_all on public.jobs;
 create policy jobs_service_role_all on public.jobs
@@ -92,17 +75,13 @@ create policy jobs_service_role_all on public.jobs
 drop policy if exists job_attempts_service_role_all on public.job_attempts;
 create policy job_attempts_service_role_all on public.job_attempts
   for all to service_role using (true) with check (true);
-drop policy if exists ingest_files_service_role_all on public.ingest_files;
-create policy ingest_files_service_role_all on public.ingest_files
-  for all to service_role using (true) with check (true);
 
 -- Supabase's default privileges grant anon and authenticated everything on new tables and
 -- sequences in public (TRUNCATE included, which row-level security does not cover): take it all
 -- back, by name, from every table and sequence this file creates.
-revoke all on public.jobs, public.job_attempts, public.ingest_files from anon, authenticated;
+revoke all on public.jobs, public.job_attempts from anon, authenticated;
 revoke all on sequence public.jobs_id_seq, public.job_attempts_id_seq from anon, authenticated;
-grant select, insert, update, delete on public.jobs, public.job_attempts, public.ingest_files
-  to service_role;
+grant select, insert, update, delete on public.jobs, public.job_attempts to service_role;
 grant usage, select on sequence public.jobs_id_seq, public.job_attempts_id_seq to service_role;
 
 -- ---------------------------------------------------------------------------------------------
@@ -140,26 +119,6 @@ begin
   return v_id;
 end
 $$;
-
--- Every upload becomes exactly one ingest_file job, in the uploader's transaction. SECURITY
--- DEFINER so that a client allowed to insert ingest_files needs no rights on jobs.
-create or replace function public.ingest_files_enqueue_job()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-  perform public.enqueue_job('ingest_file', jsonb_build_object('file_id', new.id),
-                             p_dedupe_key => 'ingest_file:' || new.id::text);
-  return null;
-end
-$$;
-
-drop trigger if exists ingest_files_enqueue_job on public.ingest_files;
-create trigger ingest_files_enqueue_job
-  after insert on public.ingest_files
-  for each row execute function public.ingest_files_enqueue_job();
 
 -- ---------------------------------------------------------------------------------------------
 -- Rescue and claim
@@ -493,92 +452,8 @@ as $$
   select exists (select from requeued);
 $$;
 
--- ---------------------------------------------------------------------------------------------
--- Uploaded files follow their job
--- ---------------------------------------------------------------------------------------------
-
-create or replace function public.jobs_sync_ingest_file_status()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  v_file_id uuid;
-begin
-  -- Cast once, so the update below is a primary-key lookup (comparing id::text would read
-  -- every row); input that names no valid file id touches nothing.
-  begin
-    v_file_id := (new.input ->> 'file_id')::uuid;
-  exception when invalid_text_representation then
-    v_file_id := null;
-  end;
-  if v_file_id is not null then
-    update public.ingest_files f
-    set status = case new.status
-          when 'running' then 'processing'
-          when 'queued' then 'pending'
-          when 'done' then 'processed'
-          else 'failed'
-        end,
-        error = case when new.status in ('failed', 'cancelled') then
-          coalesce(new.error, 'job ' || new.status) end,
-        updated_at = now()
-    where f.id = v_file_id
-      and f.status is distinct from 'processed';
-  end if;
-  return null;
-end
-$$;
-
-drop trigger if exists jobs_sync_ingest_file_status on public.jobs;
-create trigger jobs_sync_ingest_file_status
-  after update of status on public.jobs
-  for each row
-  when (new.type = 'ingest_file' and new.status is distinct from old.status)
-  execute function public.jobs_sync_ingest_file_status();
-
--- What the ingest_file handler reads and writes, callable over PostgREST as well as psycopg.
-create or replace function public.get_ingest_file(p_file_id uuid)
-returns table (
-  id uuid, bucket text, path text, status text, content_type text, size_bytes bigint
-)
-language sql
-stable
-security definer
-set search_path = ''
-as $$
-  select f.id, f.bucket, f.path, f.status, f.content_type, f.size_bytes
-  from public.ingest_files f where f.id = p_file_id;
-$$;
-
-create or replace function public.mark_ingest_file_processed(
-  p_file_id uuid,
-  p_text text,
-  p_metadata jsonb,
-  p_content_type text default null,
-  p_size_bytes bigint default null
-)
-returns boolean
-language sql
-security definer
-set search_path = ''
-as $$
-  with updated as (
-    update public.ingest_files
-    set status = 'processed', text_content = p_text, metadata = coalesce(p_metadata, '{}'),
-        content_type = coalesce(p_content_type, content_type),
-        size_bytes = coalesce(p_size_bytes, size_bytes),
-        error = null, processed_at = now(), updated_at = now()
-    where id = p_file_id
-    returning 1
-  )
-  select exists (select from updated);
-$$;
-
 select public.job_queue_restrict_functions(array[
-  'enqueue_job', 'ingest_files_enqueue_job', 'rescue_expired_jobs', 'claim_jobs',
+  'enqueue_job', 'rescue_expired_jobs', 'claim_jobs',
   'extend_job_leases', 'release_jobs', 'job_retry_delay', 'finish_jobs', 'complete_job',
-  'fail_job', 'cancel_job', 'retry_job', 'requeue_job', 'jobs_sync_ingest_file_status', 'get_ingest_file',
-  'mark_ingest_file_processed'
+  'fail_job', 'cancel_job', 'retry_job', 'requeue_job'
 ]);

@@ -1,5 +1,6 @@
-"""Built-in job handlers. Every module in this package is imported by ``load_handlers()``, so a
-new job type is one file here with one ``@job_handler`` function."""
+"""The job types: every module or package here is imported by ``load_handlers()``, then the
+modules JOB_HANDLER_MODULES names. A job type that needs its own tables is one migration plus
+one package (``handlers/ingest/`` is one)."""
 
 from __future__ import annotations
 

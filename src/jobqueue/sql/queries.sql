@@ -16,11 +16,3 @@ select value from public.extend_job_leases(%(p_ids)s, %(p_attempts)s, %(p_lease_
 
 -- name: release_jobs
 select value from public.release_jobs(%(p_ids)s, %(p_attempts)s) value;
-
--- name: get_ingest_file
-select id::text, bucket, path, status, content_type, size_bytes
-from public.get_ingest_file(%(p_file_id)s);
-
--- name: mark_ingest_file_processed
-select public.mark_ingest_file_processed(
-  %(p_file_id)s, %(p_text)s, %(p_metadata)s, %(p_content_type)s, %(p_size_bytes)s) as value;

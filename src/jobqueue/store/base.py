@@ -93,8 +93,9 @@ class Json:
 class QueueStore(ABC):
     @abstractmethod
     def call(self, function: str, args: dict[str, Any]) -> list[dict[str, Any]]:
-        """Calls ``public.<function>`` with named arguments; returns its rows, a scalar result
-        as ``[{"value": ...}]``. Raises ``ServiceUnavailable`` when the database is out of
+        """Calls ``public.<function>`` with named arguments (the queue's own, and the SQL
+        functions a handler's migration defines); returns its rows, a scalar result as
+        ``[{"value": ...}]``. Raises ``ServiceUnavailable`` when the database is out of
         reach, ``RejectedByDatabase`` when it refuses the arguments."""
 
     @abstractmethod
@@ -133,30 +134,6 @@ class QueueStore(ABC):
 
     def release(self, jobs: Sequence[ClaimedJob]) -> set[int]:
         return {int(row["value"]) for row in self.call("release_jobs", _held(jobs))}
-
-    def get_ingest_file(self, file_id: str) -> dict[str, Any] | None:
-        rows = self.call("get_ingest_file", {"p_file_id": file_id})
-        return rows[0] if rows else None
-
-    def mark_ingest_file_processed(
-        self,
-        file_id: str,
-        text: str,
-        metadata: dict[str, Any],
-        content_type: str | None,
-        size_bytes: int | None,
-    ) -> bool:
-        rows = self.call(
-            "mark_ingest_file_processed",
-            {
-                "p_file_id": file_id,
-                "p_text": text,
-                "p_metadata": Json(metadata),
-                "p_content_type": content_type,
-                "p_size_bytes": size_bytes,
-            },
-        )
-        return bool(rows and rows[0]["value"])
 
 
 def _held(jobs: Sequence[ClaimedJob]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -38,7 +39,7 @@ class PostgresStore(QueueStore):
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
 
     def call(self, function: str, args: dict[str, Any]) -> list[dict[str, Any]]:
-        query = queries()[function]
+        query = queries().get(function) or _generic_call(function, args)
         params = {k: Jsonb(v.value) if isinstance(v, Json) else v for k, v in args.items()}
         # A warm connection may have been closed under us (server restart, idle timeout):
         # replace it once. A fresh connection that fails means the database is out of reach.
@@ -187,6 +188,18 @@ def _invalid_option(exc: psycopg.Error) -> str | None:
         match = _INVALID.search(text)
         return match.group(1).strip() if match else "not a valid connection string"
     return None
+
+
+def _generic_call(function: str, args: dict[str, Any]) -> sql.Composed:
+    """``select * from public.<function>(name => value, ...) as value``: a handler's own SQL
+    function, called as PostgREST calls it (named arguments); a scalar result comes back as
+    the column ``value``, a table's columns under their own names."""
+    arguments = sql.SQL(", ").join(
+        sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in args
+    )
+    return sql.SQL("select * from public.{}({}) as value").format(
+        sql.Identifier(function), arguments
+    )
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,12 +1,14 @@
 """worker_pull as an endpoint: settings, store and service built once per warm instance.
 
 Everything heavy (pydantic, the database driver, handlers) is imported at the first request,
-so a new instance's module import stays fast.
+so a new instance's module import stays fast. The handlers are the entry point's to load
+(``load_handlers``): the worker never imports them.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from jobqueue.http.core import Endpoint
@@ -38,7 +40,10 @@ class WorkerApp:
     """Settings once per instance; a service (its own database connection) per
     serving thread, since functions-framework's gunicorn serves requests on several threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, load_handlers: Callable[[list[str]], None]) -> None:
+        """``load_handlers(modules)`` registers the job types, the built-in ones and the
+        modules JOB_HANDLER_MODULES names; called once, at the first request."""
+        self._load_handlers = load_handlers
         self._settings: WorkerSettings | None = None
         self._local = threading.local()
         self._services: list[WorkerService] = []
@@ -62,11 +67,10 @@ class WorkerApp:
     def serve(self, settings: WorkerSettings, request: PullRequest) -> dict[str, Any]:
         service: WorkerService | None = getattr(self._local, "service", None)
         if service is None:
-            from jobqueue.handlers import load_handlers
             from jobqueue.worker.registry import registry
             from jobqueue.worker.service import WorkerService
 
-            load_handlers(settings.job_handler_modules.split(","))
+            self._load_handlers(settings.job_handler_modules.split(","))
             service = WorkerService(
                 open_store(settings),
                 registry,

@@ -1,13 +1,17 @@
-"""What a handler gets besides its input: who it is, how long it has, and the queue's store."""
+"""What a handler gets besides its input, and nothing more: which job and attempt it runs, how
+long it has, a logger, a call to the database's SQL functions, and lease renewal. Never the
+worker's settings or secrets: a handler's own configuration is its own."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from jobqueue import log
+from jobqueue.store.base import Json
 
 if TYPE_CHECKING:
-    from jobqueue.settings import WorkerSettings
     from jobqueue.store.base import ClaimedJob, QueueStore
 
 
@@ -24,8 +28,7 @@ class JobContext:
     job: ClaimedJob
     deadline: float
     limit_at: float
-    store: QueueStore
-    settings: WorkerSettings
+    _store: QueueStore
     lease_seconds: int
     lease_margin: float
 
@@ -36,6 +39,25 @@ class JobContext:
     @property
     def attempt(self) -> int:
         return self.job.attempt
+
+    def call(self, function: str, **args: Any) -> list[dict[str, Any]]:
+        """``public.<function>(name => value, ...)``: the SQL functions of the handler's own
+        migration (and the queue's), over whichever store the worker uses (psycopg or
+        PostgREST). Objects, and lists of objects, are passed as jsonb."""
+        wrapped = {name: Json(value) if _is_json(value) else value for name, value in args.items()}
+        return self._store.call(function, wrapped)
+
+    def log(self, message: str, **fields: Any) -> None:
+        """One JSON log line quoting the job; pass identifiers and measurements, never the
+        job's input or a secret."""
+        log.log_event(
+            "INFO",
+            message,
+            job_id=self.job.id,
+            type=self.job.type,
+            attempt=self.job.attempt,
+            **fields,
+        )
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -64,8 +86,14 @@ class JobContext:
         """Keeps the job leased ``seconds`` more (default JOB_LEASE_SECONDS) and moves the
         deadline with it; false once the lease is lost to another worker."""
         seconds = seconds or self.lease_seconds
-        if self.job.id not in self.store.extend_leases([self.job], seconds):
+        if self.job.id not in self._store.extend_leases([self.job], seconds):
             return False
         renewed = time.monotonic() + seconds - self.lease_margin
         self.deadline = max(self.deadline, min(self.limit_at, renewed))
         return True
+
+
+def _is_json(value: Any) -> bool:
+    return isinstance(value, dict) or (
+        isinstance(value, list) and any(isinstance(item, dict | list) for item in value)
+    )

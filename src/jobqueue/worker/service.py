@@ -181,8 +181,7 @@ class _Call:
             job,
             deadline=began + limit,
             limit_at=began + self.wanted_limit(job),
-            store=self.store,
-            settings=self.service._settings,
+            _store=self.store,
             lease_seconds=self.lease,
             lease_margin=self.margin,
         )

@@ -1,0 +1,100 @@
+"""Downloads from Supabase Storage, streamed to a temporary file so memory stays bounded
+whatever the object's size.
+
+    GET $SUPABASE_URL/storage/v1/object/<bucket>/<path>   (service role key)
+
+A missing object or one over the size limit fails for good; a timeout, a 5xx or a 429 is
+retried with backoff (honouring Retry-After).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+from jobqueue.handlers.ingest.retry import backoff, retry_after
+from jobqueue.worker.registry import PermanentJobError, RetryJobError
+
+BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    size: int
+    sha256: str
+
+
+def download(
+    supabase_url: str,
+    key: str,
+    bucket: str,
+    path: str,
+    max_bytes: int,
+    attempt: int,
+    timeout: float,
+) -> Downloaded:
+    url = f"{supabase_url.rstrip('/')}/storage/v1/object/{quote(bucket)}/{quote(path)}"
+    headers = {"apikey": key, "Authorization": f"Bearer {key}"}
+    digest = hashlib.sha256()
+    size = 0
+    target = tempfile.NamedTemporaryFile(prefix="ingest-", delete=False)  # noqa: SIM115
+    try:
+        with httpx.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=True) as r:
+            _check(r, bucket, path, attempt)
+            declared = int(r.headers.get("content-length") or 0)
+            if declared > max_bytes:
+                raise PermanentJobError(_too_big(bucket, path, declared, max_bytes))
+            for block in r.iter_raw(BLOCK):
+                size += len(block)
+                if size > max_bytes:
+                    raise PermanentJobError(_too_big(bucket, path, size, max_bytes))
+                digest.update(block)
+                target.write(block)
+        target.close()
+        return Downloaded(Path(target.name), size, digest.hexdigest())
+    except httpx.TimeoutException:
+        Path(target.name).unlink(missing_ok=True)
+        raise RetryJobError(
+            f"Storage timed out serving {bucket}/{path}", backoff(attempt)
+        ) from None
+    except httpx.TransportError as exc:
+        Path(target.name).unlink(missing_ok=True)
+        raise RetryJobError(
+            f"Storage unreachable for {bucket}/{path}: {type(exc).__name__}", backoff(attempt)
+        ) from None
+    except BaseException:
+        target.close()
+        Path(target.name).unlink(missing_ok=True)
+        raise
+
+
+def _check(response: httpx.Response, bucket: str, path: str, attempt: int) -> None:
+    if response.is_success:
+        return
+    response.read()
+    status = response.status_code
+    code = ""
+    try:
+        body = response.json()
+        code = str(body.get("statusCode") or body.get("error") or "")
+    except ValueError:
+        pass
+    if status == 404 or code in ("404", "not_found", "NoSuchKey"):
+        raise PermanentJobError(f"{bucket}/{path} does not exist in Storage")
+    if status == 429 or status >= 500:
+        wait = retry_after(response) or backoff(attempt)
+        raise RetryJobError(f"Storage answered {status} for {bucket}/{path}", wait)
+    raise PermanentJobError(f"Storage refused {bucket}/{path}: HTTP {status} {response.text[:200]}")
+
+
+def _too_big(bucket: str, path: str, size: int, limit: int) -> str:
+    return (
+        f"{bucket}/{path} is larger than INGEST_MAX_BYTES ({size:,} > {limit:,} bytes): "
+        "raise the limit or upload a smaller file"
+    )
