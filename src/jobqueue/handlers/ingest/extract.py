@@ -70,7 +70,8 @@ def _decoded(path: Path, encoding: str) -> Iterator[str]:
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
     with path.open("rb") as f:
         while block := f.read(BLOCK):
-            yield decoder.decode(block).replace("\x00", "")
+            text = decoder.decode(block)
+            yield text.replace("\x00", "") if "\x00" in text else text
     yield decoder.decode(b"", final=True)
 
 
