@@ -26,7 +26,7 @@ import pytest
 from werkzeug import Request, Response
 from werkzeug.serving import make_server
 
-from jobqueue.serving import ROOT, free_port
+from jobqueue.serving import ROOT, free_port, wait_until_healthy
 from tests.support import pg
 from tests.support.queue import insert_job, job
 
@@ -131,16 +131,10 @@ def serve_folder(folder: Path, env: dict[str, str], log: Path) -> Iterator[str]:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(url, timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "did not start"
-                time.sleep(0.1)
+            try:
+                wait_until_healthy(url, process, folder.name)
+            except RuntimeError as exc:
+                raise AssertionError(f"{exc}: {log.read_text()}") from None
             yield url
         finally:
             process.terminate()

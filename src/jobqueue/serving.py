@@ -58,6 +58,23 @@ class Served:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 
+def wait_until_healthy(
+    url: str, process: subprocess.Popen[bytes], name: str, seconds: float = 30
+) -> None:
+    """Until a GET (the health check) answers 200; RuntimeError if the process exits first or
+    `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.05)
+
+
 @contextmanager
 def serve(function: str, env: dict[str, str], log_dir: Path) -> Iterator[Served]:
     """Serves `function` on a free port with exactly `env` as its configuration."""
@@ -83,16 +100,7 @@ def serve(function: str, env: dict[str, str], log_dir: Path) -> Iterator[Served]
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{function} did not start")
-            time.sleep(0.05)
+        wait_until_healthy(url, process, function)
         yield Served(url, log_path, process.pid)
     finally:
         process.terminate()

@@ -70,23 +70,21 @@ def _real(conn: psycopg.Connection[Any], library: str) -> bool:
 def enable_pg_net(dsn: str) -> str:
     """Supabase's real pg_net where the server has it (its worker serves the pg_cron database
     only), else the PL/Python stand-in; under JOBQUEUE_NO_SKIP=1 (CI) the real one is required."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        if _real(conn, "pg_net"):
-            conn.execute("create extension if not exists pg_net")
-            return "pg_net"
-    _require_real("pg_net")
-    install(dsn, "pg_net_standin.sql")
-    return "stand-in"
+    return _enable(dsn, "pg_net", "pg_net_standin.sql")
 
 
 def enable_vault(dsn: str) -> str:
     """Supabase's real Vault where the server has it, else the stand-in (not under CI)."""
+    return _enable(dsn, "supabase_vault", "vault_standin.sql")
+
+
+def _enable(dsn: str, library: str, standin: str) -> str:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        if _real(conn, "supabase_vault"):
-            conn.execute("create extension if not exists supabase_vault cascade")
-            return "supabase_vault"
-    _require_real("supabase_vault")
-    install(dsn, "vault_standin.sql")
+        if _real(conn, library):
+            conn.execute(f"create extension if not exists {library} cascade")
+            return library
+    _require_real(library)
+    install(dsn, standin)
     return "stand-in"
 
 
