@@ -17,6 +17,7 @@ import io
 import json
 import random
 import secrets
+import sys
 import tempfile
 import time
 import zipfile
@@ -29,7 +30,10 @@ from xml.etree import ElementTree
 import httpx
 import psutil
 import psycopg
-from bench._common import machine, scratch_database
+
+from _common import machine, scratch_database
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for the file makers
 from tests.support.files import docx, pdf
 
 from jobqueue.handlers.ingest.detect import Detected, detect

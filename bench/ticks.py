@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 import psycopg
-from bench._common import enqueue_noops, machine, scratch_database
 
+from _common import enqueue_noops, machine, scratch_database
 from jobqueue.serving import serve_pipeline
 
 RUNBOOK_JOBS_PER_TICK = 5  # 5 iterations, one job per call
