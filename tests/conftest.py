@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -55,3 +56,21 @@ def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests set the variables they mean; none leak in from the developer's shell."""
     for name in CONFIG_VARIABLES - {"DATABASE_URL"}:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_served_logs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    """Whatever a test served (its functions' logs under tmp_path) never wrote one of the
+    test module's secrets (its constants named *SECRET* or *KEY*)."""
+    yield
+    secrets = {
+        value
+        for name, value in vars(request.module).items()
+        if isinstance(value, str) and len(value) >= 8 and ("SECRET" in name or "KEY" in name)
+    }
+    if not secrets:
+        return
+    for log in tmp_path.rglob("*.log"):
+        text = log.read_text(encoding="utf-8", errors="replace")
+        leaked = [s for s in secrets if s in text]
+        assert not leaked, f"{log.name} holds a secret"
