@@ -107,9 +107,8 @@ def worker(db: str, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> 
             "DATABASE_URL": db,
             "SUPABASE_URL": httpserver.url_for("/").rstrip("/"),
             "SUPABASE_SERVICE_ROLE_KEY": KEY,
+            **extra,
         }
-        for name, value in extra.items():
-            monkeypatch.setenv(name, value)
         return client("worker_pull", env, monkeypatch)
 
     return make
@@ -433,3 +432,34 @@ def test_an_upload_to_storage_is_all_a_user_does(conn: Conn) -> None:
     ]
     queued = conn.execute("select count(*) as n from jobs where type = 'ingest_file'").fetchone()
     assert queued == {"n": 1}
+
+
+def test_a_file_longer_than_its_lease_renews_it_as_it_goes(
+    worker: Any, conn: Conn, storage: Storage, httpserver: HTTPServer
+) -> None:
+    """A 2 s lease, about 6 s of embedding: the lease is renewed batch by batch, so the job
+    is done in one attempt and nobody else could take it meanwhile."""
+    import time as clock
+
+    text = " ".join(f"w{i:05d}" for i in range(15000))
+    file_id = upload(conn, storage, "slow.txt", text.encode())
+
+    def slow(request: Request) -> Response:
+        clock.sleep(0.3)
+        body = json.loads(request.get_data())
+        data = [{"index": i, "embedding": [1.0]} for i, _ in enumerate(body["input"])]
+        return Response(json.dumps({"data": data}), content_type="application/json")
+
+    httpserver.expect_request("/v1/embeddings", method="POST").respond_with_handler(slow)
+    app = worker(
+        JOB_LEASE_SECONDS="2",
+        INGEST_CHUNK_CHARS="100",
+        INGEST_CHUNK_OVERLAP="10",
+        EMBEDDINGS_URL=httpserver.url_for("/v1"),
+        EMBEDDINGS_MODEL="m",
+    )
+    started = clock.monotonic()
+    [reported] = run(app)
+    assert reported["status"] == "done", reported["error"]
+    assert clock.monotonic() - started > 3, "the work took longer than a lease"
+    assert reported["attempts"] == 1 and len(chunks(conn, file_id)) > 200

@@ -524,7 +524,9 @@ def test_a_failing_tick_shows_in_problems_then_clears(
                 assert row["last_tick_summary"]["processed"] == 1
 
 
-def test_an_unreachable_cron_tick_shows_in_problems(cron_db: str) -> None:
+def test_an_unreachable_cron_tick_shows_in_problems_then_clears(
+    cron_db: str, functions: tuple[Served, Served]
+) -> None:
     from jobqueue.serving import free_port
 
     assert setup_config(cron_db, f"http://127.0.0.1:{free_port()}/").returncode == 0
@@ -532,3 +534,8 @@ def test_an_unreachable_cron_tick_shows_in_problems(cron_db: str) -> None:
         conn.execute("select manual_process_jobs(1)")
         wait_for(lambda: status(conn)["last_tick_error"] is not None, 20)
         assert any("got no answer" in p for p in status(conn)["problems"])
+        assert setup_config(cron_db, functions[1].url).returncode == 0
+        conn.execute("select manual_process_jobs(1)")
+        wait_for(lambda: status(conn)["last_tick_status"] == 200, 20)
+        row = status(conn)
+    assert row["last_tick_error"] is None and row["problems"] == [], row["problems"]

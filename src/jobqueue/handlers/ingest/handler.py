@@ -159,7 +159,7 @@ def _chunks_and_text(
                 embedded += _write(ctx, file_id, batch, embedder, settings.embeddings_batch)
                 total += len(batch)
                 batch = []
-                ctx.check_deadline()
+                _keep_going(ctx)
         if batch:
             embedded += _write(ctx, file_id, batch, embedder, settings.embeddings_batch)
             total += len(batch)
@@ -172,6 +172,14 @@ def _chunks_and_text(
     if characters > TEXT_CONTENT_LIMIT:
         metadata["text_content_truncated_at"] = TEXT_CONTENT_LIMIT
     return "".join(kept)
+
+
+def _keep_going(ctx: JobContext) -> None:
+    """A large file outlives a lease: renew it while there is time left under the handler's
+    own limit (ingest_file's 600 s), and stop promptly once there is none."""
+    if ctx.time_left() < 30:
+        ctx.extend_lease()
+    ctx.check_deadline()
 
 
 def _write(ctx: JobContext, file_id: str, batch: list[Chunk], embedder: Any, size: int) -> int:
