@@ -38,6 +38,15 @@ def db(pg_server: str, template_db: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def empty_db(pg_server: str) -> Iterator[str]:
+    """A database with nothing in it: for the migrations themselves."""
+    name = pg.unique_name("jobqueue_empty")
+    dsn = pg.create_database(pg_server, name)
+    yield dsn
+    pg.drop_database(pg_server, name)
+
+
+@pytest.fixture
 def conn(db: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
     with pg.connect(db) as connection:
         yield connection

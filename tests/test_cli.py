@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from werkzeug import Request, Response
 from jobqueue import __version__
 from jobqueue.cli import main
 from jobqueue.serving import free_port, serve_pipeline
-from tests.support import pg
 from tests.support.queue import Conn, claim, insert_job, job
 
 
@@ -36,14 +34,6 @@ def human(capsys: pytest.CaptureFixture[str], db: str, *args: str, code: int = 0
     out, err = capsys.readouterr()
     assert status == code, out + err
     return out
-
-
-@pytest.fixture
-def empty_db(pg_server: str) -> Iterator[str]:
-    name = pg.unique_name("jobqueue_cli")
-    dsn = pg.create_database(pg_server, name)
-    yield dsn
-    pg.drop_database(pg_server, name)
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

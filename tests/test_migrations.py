@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -11,14 +10,6 @@ import pytest
 from jobqueue.migrate import MIGRATIONS_DIR, apply_migrations, find_migrations
 from tests.support import pg
 from tests.support.queue import Conn
-
-
-@pytest.fixture
-def empty_db(pg_server: str) -> Iterator[str]:
-    name = pg.unique_name("jobqueue_empty")
-    dsn = pg.create_database(pg_server, name)
-    yield dsn
-    pg.drop_database(pg_server, name)
 
 
 def test_psql_applies_every_migration_twice(empty_db: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,14 +36,6 @@ def project(tmp_path: Path) -> Path:
     """A Supabase project folder holding this repository's migrations."""
     shutil.copytree(MIGRATIONS_DIR, tmp_path / "supabase" / "migrations")
     return tmp_path
-
-
-@pytest.fixture
-def empty_db(pg_server: str) -> Iterator[str]:
-    name = pg.unique_name("jobqueue_supabase_cli")
-    dsn = pg.create_database(pg_server, name)
-    yield dsn
-    pg.drop_database(pg_server, name)
 
 
 def as_url(dsn: str) -> str:
