@@ -47,6 +47,20 @@ def empty_db(pg_server: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def cron_db(pg_server: str) -> str:
+    """The server's pg_cron database, emptied and migrated, with pg_net and Vault (the real
+    ones where setup-test-postgres.sh built them)."""
+    from tests.support import pg_cron
+
+    dsn = pg_cron.require(pg_server)
+    pg_cron.reset(dsn)
+    apply_migrations(dsn)
+    pg_cron.enable_pg_net(dsn)
+    pg_cron.enable_vault(dsn)
+    return dsn
+
+
+@pytest.fixture
 def conn(db: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
     with pg.connect(db) as connection:
         yield connection

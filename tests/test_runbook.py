@@ -7,9 +7,8 @@ import re
 
 import psycopg
 
-from jobqueue.migrate import apply_migrations
 from jobqueue.serving import ROOT
-from tests.support import pg, pg_cron
+from tests.support import pg
 from tests.support.queue import claim, insert_job
 
 RUNBOOK = ROOT / "docs" / "runbook.md"
@@ -19,12 +18,8 @@ def snippets() -> list[str]:
     return re.findall(r"```sql\n(.*?)```", RUNBOOK.read_text(encoding="utf-8"), re.DOTALL)
 
 
-def test_every_sql_snippet_of_the_runbook_runs(pg_server: str) -> None:
-    dsn = pg_cron.require(pg_server)
-    pg_cron.reset(dsn)
-    apply_migrations(dsn)
-    pg_cron.enable_pg_net(dsn)
-    pg_cron.enable_vault(dsn)
+def test_every_sql_snippet_of_the_runbook_runs(cron_db: str) -> None:
+    dsn = cron_db
     found = snippets()
     assert len(found) >= 12
     with pg.connect(dsn) as conn:

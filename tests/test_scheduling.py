@@ -136,16 +136,6 @@ def test_prune_removes_old_finished_jobs_only(conn: Conn) -> None:
 
 
 @pytest.fixture
-def cron_db(pg_server: str) -> str:
-    dsn = pg_cron.require(pg_server)
-    pg_cron.reset(dsn)
-    apply_migrations(dsn)
-    pg_cron.enable_pg_net(dsn)
-    pg_cron.enable_vault(dsn)
-    return dsn
-
-
-@pytest.fixture
 def functions(cron_db: str, tmp_path: Path) -> Iterator[tuple[Served, Served]]:
     with serve_pipeline(cron_db, WORKER_SECRET, CRON_SECRET, tmp_path) as pair:
         yield pair
