@@ -15,7 +15,12 @@ def local_database(database_url: str | None, data_dir: Path) -> Iterator[tuple[s
     if database_url:
         yield database_url, "DATABASE_URL"
         return
-    import pgserver
+    try:
+        import pgserver
+    except ImportError:
+        raise RuntimeError(
+            "no database: set DATABASE_URL, or pip install pgserver for an embedded one"
+        ) from None
 
     pgdata = data_dir / "pgdata"
     data_dir.mkdir(parents=True, exist_ok=True)
