@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from jobqueue import log
@@ -60,19 +60,19 @@ class HttpResponse:
     status: int
     body: dict[str, Any]
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Refused before its body was read: the connection must close, or the server would wait
+    # for the rest of that body before serving the next request on it.
+    closes: bool = False
 
     def json(self) -> str:
         return json.dumps(self.body, separators=(",", ":"))
 
-    @property
-    def closes(self) -> bool:
-        """Refused before its body was read: the connection must close, or the server would
-        wait for the rest of that body before serving the next request on it."""
-        return self.status in (401, 413)
-
 
 def error(status: int, code: str, message: str) -> HttpResponse:
     return HttpResponse(status, {"error": code, "message": message})
+
+
+_TOO_LARGE = error(413, "payload_too_large", "body is larger than 1 MiB")
 
 
 class BadRequest(Exception):
@@ -149,33 +149,40 @@ class Endpoint(Generic[S, M]):
             return response
 
     def _handle(self, request: HttpRequest) -> HttpResponse:
-        method = request.method.upper()
-        if method == "GET":
+        if request.method.upper() == "GET":
             return HttpResponse(200, self.health())
+        settings = self._admit(request)
+        if isinstance(settings, HttpResponse):
+            return replace(settings, closes=True)
+        body = request.read_body(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            return replace(_TOO_LARGE, closes=True)
+        try:
+            model = self.parse(parse_json_object(body))
+        except BadRequest as exc:
+            return error(400, "bad_request", str(exc))
+        return self.run(settings, model)
+
+    def _admit(self, request: HttpRequest) -> S | HttpResponse:
+        """Everything decided before the body is read: method, configuration, secret, the
+        declared size. Returns the settings, or the refusal."""
+        method = request.method.upper()
         if method != "POST":
             refused = error(
                 405,
                 "method_not_allowed",
                 f"{method or 'no method'} is not allowed; use GET or POST",
             )
-            return HttpResponse(405, refused.body, {"Allow": "GET, POST"})
+            return replace(refused, headers={"Allow": "GET, POST"})
         try:
             settings = self.load_settings()
         except NotConfigured as exc:
             return error(503, "not_configured", str(exc))
         if not secret_matches(request.headers.get(self.secret_header), self.secret_of(settings)):
             return error(401, "unauthorized", f"missing or wrong {self.secret_header} header")
-        too_large = error(413, "payload_too_large", "body is larger than 1 MiB")
         if (request.content_length() or 0) > MAX_BODY_BYTES:
-            return too_large
-        body = request.read_body(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES:
-            return too_large
-        try:
-            model = self.parse(parse_json_object(body))
-        except BadRequest as exc:
-            return error(400, "bad_request", str(exc))
-        return self.run(settings, model)
+            return _TOO_LARGE
+        return settings
 
     def run(self, settings: S, model: M) -> HttpResponse:
         """Serves an already authorised and validated request."""
