@@ -27,6 +27,26 @@ def test_sam_template_passes_cfn_lint_without_warnings() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_sam_validate_lint_accepts_the_template() -> None:
+    """The SAM CLI's own check (in its own virtual environment, which .ci/run makes)."""
+    from tests.support import extras
+
+    sam = ROOT / ".ci" / "tools" / "sam" / "bin" / "sam"
+    if not sam.exists():
+        extras.unavailable("the AWS SAM CLI is not installed: .ci/run puts it in .ci/tools/sam")
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run(
+        [str(sam), "validate", "--lint", "--template-file", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0 and "is a valid SAM Template" in result.stdout, (
+        result.stdout + result.stderr
+    )
+
+
 def test_sam_template_pins_what_the_contract_and_the_budgets_need() -> None:
     class Loader(yaml.SafeLoader):
         pass
