@@ -117,3 +117,38 @@ def test_library_records_are_written_as_json_lines(
     logging.getLogger("httpx").warning("a library speaks")
     [line] = [line for line in lines(capsys) if line["message"] == "a library speaks"]
     assert line["logger"] == "httpx" and line["level"] == "WARNING"
+
+
+def test_a_handler_logs_through_its_context_and_calls_sql_functions(
+    db: str, conn: Conn, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The narrow handler API: ctx.log writes a line quoting the job, never its input;
+    ctx.call reaches a SQL function with named arguments (an object as jsonb)."""
+    from jobqueue.worker.registry import registry
+
+    def handler(input: Any, ctx: Any) -> Any:
+        ctx.log("made a follow-up", width=320)
+        [row] = ctx.call("enqueue_job", p_type="follow_up", p_input={"from": ctx.job_id})
+        return {"follow_up": row["value"]}
+
+    registry.register("test_ctx")(handler)
+    try:
+        app = client(
+            "worker_pull", {"JOB_WORKER_SECRET": WORKER_SECRET, "DATABASE_URL": db}, monkeypatch
+        )
+        job_id = insert_job(conn, "test_ctx", {"secret_stuff": INPUT_MARKER})
+        [reported] = app.post(
+            "/", json={"job_types": ["test_ctx"]}, headers={"x-job-worker-secret": WORKER_SECRET}
+        ).get_json()["jobs"]
+    finally:
+        registry.unregister("test_ctx")
+    assert reported["status"] == "done", reported["error"]
+    follow_up = conn.execute("select type, input from jobs where type = 'follow_up'").fetchone()
+    assert follow_up == {"type": "follow_up", "input": {"from": job_id}}
+    [line] = [line for line in lines(capsys) if line["message"] == "made a follow-up"]
+    assert (line["job_id"], line["type"], line["attempt"], line["width"]) == (
+        job_id,
+        "test_ctx",
+        1,
+        320,
+    )
