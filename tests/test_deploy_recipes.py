@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobqueue.serving import ROOT, free_port, serve_pipeline
+from jobqueue.serving import ROOT, serve_pipeline
+from tests.support.functions import cron_tick_with_worker_down
 from tests.support.pg import connect
 from tests.support.queue import insert_job, job
 
@@ -126,14 +127,7 @@ def test_workflow_step_drains_jobs_through_a_served_cron_tick(db: str, tmp_path:
 
 
 def test_workflow_step_fails_when_every_worker_call_failed(tmp_path: Path) -> None:
-    from jobqueue.serving import serve
-
-    env = {
-        "CRON_SECRET": CRON_SECRET,
-        "JOB_WORKER_SECRET": WORKER_SECRET,
-        "WORKER_PULL_URL": f"http://127.0.0.1:{free_port()}/",
-    }
-    with serve("cron_tick", env, tmp_path) as cron:
+    with cron_tick_with_worker_down(CRON_SECRET, WORKER_SECRET, tmp_path) as cron:
         result = run_step(
             {"CRON_TICK_URL": cron.url, "CRON_SECRET": CRON_SECRET, "ITERATIONS": "1"}
         )

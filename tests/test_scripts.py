@@ -10,6 +10,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from jobqueue.serving import Served, free_port, serve_pipeline
+from tests.support.functions import cron_tick_with_worker_down
 from tests.support.queue import Conn, insert_job, job
 from tests.support.scripts import run_script
 
@@ -134,14 +135,7 @@ def test_a_secret_with_a_newline_is_refused_not_sent(script: str, httpserver: HT
 
 def test_trigger_cron_exits_1_when_every_worker_call_failed(tmp_path: Path) -> None:
     """cron_tick answers 200, but worker_pull is down: the tick processed nothing."""
-    from jobqueue.serving import serve
-
-    env = {
-        "CRON_SECRET": CRON_SECRET,
-        "JOB_WORKER_SECRET": WORKER_SECRET,
-        "WORKER_PULL_URL": f"http://127.0.0.1:{free_port()}/",
-    }
-    with serve("cron_tick", env, tmp_path) as cron:
+    with cron_tick_with_worker_down(CRON_SECRET, WORKER_SECRET, tmp_path) as cron:
         result = run_script(
             "trigger-cron.sh", {"CRON_TICK_URL": cron.url, "CRON_SECRET": CRON_SECRET}, "2", "0"
         )

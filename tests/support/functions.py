@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +57,19 @@ def _configure(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+
+
+@contextmanager
+def cron_tick_with_worker_down(
+    cron_secret: str, worker_secret: str, log_dir: Path
+) -> Iterator[Any]:
+    """A served cron_tick whose WORKER_PULL_URL answers nothing: every call of a tick fails."""
+    from jobqueue.serving import free_port, serve
+
+    env = {
+        "CRON_SECRET": cron_secret,
+        "JOB_WORKER_SECRET": worker_secret,
+        "WORKER_PULL_URL": f"http://127.0.0.1:{free_port()}/",
+    }
+    with serve("cron_tick", env, log_dir) as cron:
+        yield cron
