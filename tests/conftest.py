@@ -13,6 +13,8 @@ from jobqueue.migrate import apply_migrations
 from jobqueue.serving import CONFIG_VARIABLES
 from tests.support import pg
 
+pytest_plugins = ["tests.support.ingest"]
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> str:

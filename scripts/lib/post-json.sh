@@ -31,11 +31,17 @@ header_safe() {
 post_json() {
   local url=$1 header=$2 secret=$3 body=$4 answer status
   if [ -n "${SUPABASE_SERVICE_ROLE_KEY:-}" ]; then header_safe SUPABASE_SERVICE_ROLE_KEY; fi
+  if [ -n "${SUPABASE_SECRET_KEY:-}" ]; then header_safe SUPABASE_SECRET_KEY; fi
   answer=$(
     {
       printf '%s: %s\n' "$header" "$secret"
+      # The legacy JWT key as a bearer token (what Supabase's gateway expects of it); a new
+      # sb_secret_ key only as apikey, since Supabase refuses it as a bearer token.
       if [ -n "${SUPABASE_SERVICE_ROLE_KEY:-}" ]; then
         printf 'Authorization: Bearer %s\n' "$SUPABASE_SERVICE_ROLE_KEY"
+      fi
+      if [ -n "${SUPABASE_SECRET_KEY:-}" ]; then
+        printf 'apikey: %s\n' "$SUPABASE_SECRET_KEY"
       fi
     } | curl --silent --show-error --max-time "${TRIGGER_TIMEOUT_SECONDS:-300}" \
         -X POST "$url" -H @- -H 'Content-Type: application/json' --data "$body" \

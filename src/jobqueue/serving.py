@@ -33,6 +33,7 @@ CONFIG_VARIABLES = frozenset(
         "CRON_SECRET",
         "DATABASE_URL",
         "SUPABASE_URL",
+        "SUPABASE_SECRET_KEY",
         "SUPABASE_SERVICE_ROLE_KEY",
         "WORKER_PULL_URL",
         "JOB_LEASE_SECONDS",

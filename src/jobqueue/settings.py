@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobqueue.errors import NotConfigured
+from jobqueue.supabase_keys import KEY_VARIABLES, chosen_key
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -47,6 +48,7 @@ class WorkerSettings(BaseSettings):
     job_worker_secret: HeaderSecret
     database_url: SecretStr | None = None
     supabase_url: HttpUrl | None = None
+    supabase_secret_key: SecretStr | None = None
     supabase_service_role_key: SecretStr | None = None
     job_lease_seconds: int = Field(default=300, ge=1, le=86_400)
     # Below every platform's timeout (Supabase 150 s, Cloud Run 300 s default, Lambda 900 s max),
@@ -80,15 +82,17 @@ class WorkerSettings(BaseSettings):
             )
         return dsn
 
+    @property
+    def supabase_key(self) -> str | None:
+        return chosen_key(self.supabase_secret_key, self.supabase_service_role_key)
+
     @model_validator(mode="after")
     def _needs_a_store(self) -> WorkerSettings:
-        if self.database_url is None and (
-            self.supabase_url is None or self.supabase_service_role_key is None
-        ):
-            missing = "SUPABASE_URL" if self.supabase_url is None else "SUPABASE_SERVICE_ROLE_KEY"
+        if self.database_url is None and (self.supabase_url is None or self.supabase_key is None):
+            missing = "SUPABASE_URL" if self.supabase_url is None else KEY_VARIABLES
             raise ValueError(
                 f"no queue store: set DATABASE_URL, or {missing} "
-                "(SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY)"
+                f"(SUPABASE_URL with {KEY_VARIABLES})"
             )
         return self
 

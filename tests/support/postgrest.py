@@ -18,6 +18,8 @@ from psycopg.types.json import Jsonb
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.support.supabase_keys import supabase_accepts
+
 _RPC = re.compile(r"^/rest/v1/rpc/(?P<name>[a-z_][a-z0-9_]*)$")
 
 
@@ -25,7 +27,7 @@ def install(server: HTTPServer, dsn: str, api_key: str) -> str:
     """Routes rpc calls on `server` to `dsn`; returns the SUPABASE_URL to configure."""
 
     def handle(request: Request) -> Response:
-        if request.headers.get("apikey") != api_key:
+        if not supabase_accepts(request.headers, api_key):
             return _json(401, {"code": "PGRST301", "message": "Invalid API key"})
         match = _RPC.match(request.path)
         if match is None:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from jobqueue import operations
 from jobqueue.cli.app import Failed, Settings, Unreachable, cli, setting
+from jobqueue.supabase_keys import KEY_VARIABLES
 
 console = Console()
 pass_settings = click.make_pass_decorator(Settings)
@@ -290,12 +291,14 @@ def ingest(
     settings: Settings, paths: tuple[Path, ...], bucket: str, prefix: str, no_upload: bool
 ) -> None:
     """Upload files to Supabase Storage and register each (an ingest_files row, which queues
-    its ingest_file job). Needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY unless --no-upload."""
+    its ingest_file job). Needs SUPABASE_URL and SUPABASE_SECRET_KEY (or the legacy
+    SUPABASE_SERVICE_ROLE_KEY) unless --no-upload."""
     from jobqueue.local.uploads import upload_and_register
 
-    url, key = setting("SUPABASE_URL"), setting("SUPABASE_SERVICE_ROLE_KEY")
+    url = setting("SUPABASE_URL")
+    key = setting("SUPABASE_SECRET_KEY") or setting("SUPABASE_SERVICE_ROLE_KEY")
     if not no_upload and (not url or not key):
-        raise click.UsageError("set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, or --no-upload")
+        raise click.UsageError(f"set SUPABASE_URL and {KEY_VARIABLES}, or --no-upload")
     with operations.connect(settings.database_url) as conn:
         rows = upload_and_register(
             conn, paths, bucket, prefix, None if no_upload else (str(url), str(key))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jobqueue import operations
+from jobqueue.supabase_keys import key_headers
 
 
 def upload_and_register(
@@ -18,7 +19,7 @@ def upload_and_register(
     prefix: str,
     storage: tuple[str, str] | None,
 ) -> list[dict[str, Any]]:
-    """``storage`` is (SUPABASE_URL, service role key), or None when the bytes are already
+    """``storage`` is (SUPABASE_URL, secret or service role key), or None when the bytes are already
     there."""
     client = None
     if storage is not None:
@@ -26,7 +27,7 @@ def upload_and_register(
         from storage3 import SyncStorageClient
 
         url, key = storage
-        headers = {"apikey": key, "Authorization": f"Bearer {key}"}
+        headers = key_headers(key)
         client = SyncStorageClient(
             url.rstrip("/") + "/storage/v1/", headers, http_client=httpx.Client(timeout=60)
         )

@@ -16,21 +16,21 @@ from postgrest.exceptions import APIError
 
 from jobqueue.errors import ServiceUnavailable
 from jobqueue.store.base import Json, QueueStore, RejectedByDatabase
+from jobqueue.supabase_keys import key_headers
 
 
 class RestStore(QueueStore):
-    def __init__(self, url: str, service_role_key: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, key: str, timeout: float = 30.0) -> None:
         # No automatic retries: a retried claim whose first try reached the database would
         # claim a second batch and leave the first leased to nobody until its lease expired.
         base_url = url.rstrip("/") + "/rest/v1"
         headers = {
-            "apikey": service_role_key,
-            "Authorization": f"Bearer {service_role_key}",
+            **key_headers(key),
             "Accept": "application/json",
             "Content-Type": "application/json",
         }
         session = httpx.Client(
-            base_url=base_url, headers=headers, timeout=timeout, follow_redirects=True
+            base_url=base_url, headers=headers, timeout=timeout, follow_redirects=False
         )
         self._client = SyncPostgrestClient(
             base_url, headers=headers, http_client=session, retry_enabled=False

@@ -30,10 +30,8 @@ def open_store(settings: WorkerSettings) -> QueueStore:
         )
     from jobqueue.store.rest import RestStore
 
-    assert settings.supabase_url is not None and settings.supabase_service_role_key is not None
-    return RestStore(
-        str(settings.supabase_url), settings.supabase_service_role_key.get_secret_value()
-    )
+    assert settings.supabase_url is not None and settings.supabase_key is not None
+    return RestStore(str(settings.supabase_url), settings.supabase_key)
 
 
 class WorkerApp:

@@ -1,26 +1,32 @@
 """Downloads from Supabase Storage, streamed to a temporary file so memory stays bounded
 whatever the object's size.
 
-    GET $SUPABASE_URL/storage/v1/object/<bucket>/<path>   (service role key)
+    GET $SUPABASE_URL/storage/v1/object/<bucket>/<path>   (secret or service role key)
 
 A missing object or one over the size limit fails for good; a timeout, a 5xx or a 429 is
-retried with backoff (honouring Retry-After).
+retried with backoff (honouring Retry-After). The key goes only to ``SUPABASE_URL``'s origin and
+only under the bucket's own prefix: redirects are not followed by httpx (it would keep sending
+``apikey`` to another host) but here, and only when they stay under that prefix.
 """
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import httpx
 
 from jobqueue.handlers.ingest.retry import backoff, retry_after
+from jobqueue.handlers.ingest.storage_url import OBJECT_PREFIX, UnsafeName, is_under, object_url
+from jobqueue.supabase_keys import key_headers
 from jobqueue.worker.registry import PermanentJobError, RetryJobError
 
 BLOCK = 1024 * 1024
+MAX_REDIRECTS = 3
 
 
 @dataclass(frozen=True)
@@ -39,13 +45,22 @@ def download(
     attempt: int,
     timeout: float,
 ) -> Downloaded:
-    url = f"{supabase_url.rstrip('/')}/storage/v1/object/{quote(bucket)}/{quote(path)}"
-    headers = {"apikey": key, "Authorization": f"Bearer {key}"}
+    try:
+        url = object_url(supabase_url, bucket, path)
+    except UnsafeName as exc:
+        raise PermanentJobError(
+            f"{bucket!r}/{path!r} cannot name a Storage object: {exc}"
+        ) from None
+    prefix = f"{OBJECT_PREFIX}{quote(bucket, safe='')}/"
+    headers = key_headers(key)
     digest = hashlib.sha256()
     size = 0
     target = tempfile.NamedTemporaryFile(prefix="ingest-", delete=False)  # noqa: SIM115
     try:
-        with httpx.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=True) as r:
+        with (
+            httpx.Client(timeout=timeout, follow_redirects=False) as client,
+            closing(_get(client, url, headers, supabase_url, prefix, bucket, path)) as r,
+        ):
             _check(r, bucket, path, attempt)
             declared = int(r.headers.get("content-length") or 0)
             if declared > max_bytes:
@@ -72,6 +87,33 @@ def download(
         target.close()
         Path(target.name).unlink(missing_ok=True)
         raise
+
+
+def _get(
+    client: httpx.Client,
+    url: str,
+    headers: dict[str, str],
+    supabase_url: str,
+    prefix: str,
+    bucket: str,
+    path: str,
+) -> httpx.Response:
+    """The streamed answer for ``url``, following at most ``MAX_REDIRECTS`` redirects that
+    stay under the bucket's prefix on Storage's own origin; any other redirect fails the job
+    for good, with the key never sent there."""
+    for _ in range(MAX_REDIRECTS + 1):
+        response = client.send(client.build_request("GET", url, headers=headers), stream=True)
+        if not response.is_redirect:
+            return response
+        response.close()
+        location = urljoin(url, response.headers.get("location", ""))
+        if not is_under(location, supabase_url, prefix):
+            raise PermanentJobError(
+                f"Storage redirected {bucket}/{path} outside the bucket's own URL "
+                f"({response.status_code}); not followed, so the key was not sent there"
+            )
+        url = location
+    raise PermanentJobError(f"Storage redirected {bucket}/{path} more than {MAX_REDIRECTS} times")
 
 
 def _check(response: httpx.Response, bucket: str, path: str, attempt: int) -> None:

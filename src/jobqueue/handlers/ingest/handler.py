@@ -17,6 +17,7 @@ import mimetypes
 import uuid
 from typing import Any
 
+from jobqueue.errors import NotConfigured
 from jobqueue.handlers.ingest.chunks import Chunk, chunked
 from jobqueue.handlers.ingest.detect import detect
 from jobqueue.handlers.ingest.extract import SUPPORTED, CorruptFile, Extracted, extract
@@ -38,14 +39,17 @@ def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
     if not rows:
         raise PermanentJobError(f"no ingest_files row with id {file_id}")
     row = rows[0]
-    settings = ingest_settings()
-    if settings.supabase_url is None or settings.supabase_service_role_key is None:
-        # A configuration fault, not the file's: retried, so fixing the deployment saves it.
-        raise RuntimeError("SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are needed for Storage")
+    try:
+        settings = ingest_settings()
+        supabase_url, key = settings.storage()
+    except NotConfigured as exc:
+        # Fails at once, naming the variable: `jobqueue retry` reruns the files once the
+        # deployment is fixed, instead of every attempt being spent on the same fault.
+        raise PermanentJobError(str(exc)) from None
     name = f"{row['bucket']}/{row['path']}"
     got = download(
-        str(settings.supabase_url),
-        settings.supabase_service_role_key.get_secret_value(),
+        supabase_url,
+        key,
         row["bucket"],
         row["path"],
         settings.ingest_max_bytes,

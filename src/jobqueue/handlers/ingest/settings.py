@@ -6,12 +6,15 @@ from pydantic import Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobqueue.errors import NotConfigured
+from jobqueue.supabase_keys import KEY_VARIABLES, chosen_key
 
 
 class IngestSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_ignore_empty=True)
 
     supabase_url: HttpUrl | None = None
+    # Storage's key: the new-style secret key, else the legacy service role key.
+    supabase_secret_key: SecretStr | None = None
     supabase_service_role_key: SecretStr | None = None
     # Bigger files fail for good, with this limit in the message.
     ingest_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
@@ -30,6 +33,22 @@ class IngestSettings(BaseSettings):
         if (self.embeddings_url is None) != (self.embeddings_model is None):
             raise ValueError("set EMBEDDINGS_URL and EMBEDDINGS_MODEL together")
         return self
+
+    def storage(self) -> tuple[str, str]:
+        """Storage's URL and key, or ``NotConfigured`` naming what is missing: a deployment
+        fault no retry can fix, so the job fails at once with the variable's name."""
+        key = chosen_key(self.supabase_secret_key, self.supabase_service_role_key)
+        missing = [
+            name
+            for name, value in (("SUPABASE_URL", self.supabase_url), (KEY_VARIABLES, key))
+            if value is None
+        ]
+        if missing:
+            raise NotConfigured(
+                f"ingest_file needs {' and '.join(missing)} to download from Storage"
+            )
+        assert key is not None
+        return str(self.supabase_url), key
 
     @property
     def embeddings(self) -> bool:
