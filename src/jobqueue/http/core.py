@@ -28,8 +28,9 @@ M = TypeVar("M")
 class HttpRequest:
     """A request as every runtime can describe it; header names are lower-case.
 
-    ``read_body(limit)`` returns at most ``limit`` bytes of the body; it is called once, and
-    only for a caller that gave the right secret. ``context`` carries the ids a log line
+    ``read_body(limit)`` returns at most ``limit`` bytes of the body, or raises
+    :class:`BadRequest` when its framing is broken; it is called once, and only for a caller
+    that gave the right secret. ``context`` carries the ids a log line
     should quote (Lambda's request id, Cloud Run's trace).
     """
 
@@ -84,7 +85,7 @@ def secret_matches(given: str | None, expected: str) -> bool:
     if given is None:
         return False
     return hmac.compare_digest(
-        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
     )
 
 
@@ -154,7 +155,10 @@ class Endpoint(Generic[S, M]):
         settings = self._admit(request)
         if isinstance(settings, HttpResponse):
             return replace(settings, closes=True)
-        body = request.read_body(MAX_BODY_BYTES + 1)
+        try:
+            body = request.read_body(MAX_BODY_BYTES + 1)
+        except BadRequest as exc:  # the framing broke: nothing after it can be trusted
+            return replace(error(400, "bad_request", str(exc)), closes=True)
         if len(body) > MAX_BODY_BYTES:
             return replace(_TOO_LARGE, closes=True)
         try:

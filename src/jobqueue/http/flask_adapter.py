@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from jobqueue.http.core import HttpRequest, HttpResponse
+from jobqueue.http.core import BadRequest, HttpRequest, HttpResponse
+from jobqueue.http.wsgi_guard import BODY_KEY, CLOSE_KEY, BoundedBody
 
 if TYPE_CHECKING:
     import flask
@@ -16,34 +14,34 @@ if TYPE_CHECKING:
 
 def from_flask(request: flask.Request) -> HttpRequest:
     headers = {name.lower(): value for name, value in request.headers.items()}
-    # The stream is read only when the pipeline asks, and never past its limit.
-    return HttpRequest(request.method, headers, request.stream.read, _trace(headers))
+    body = request.environ.get(BODY_KEY)
+
+    def read_body(limit: int) -> bytes:
+        # Read only when the pipeline asks, and never past its limit; a body cut short or
+        # badly chunked is the caller's fault (400), not ours (500).
+        data: bytes = request.stream.read(limit)
+        if isinstance(body, BoundedBody) and body.problem is not None:
+            raise BadRequest(body.problem)
+        return data
+
+    return HttpRequest(request.method, headers, read_body, _trace(headers))
 
 
-def to_flask(response: HttpResponse) -> tuple[str, int, dict[str, str]] | flask.Response:
-    """A (body, status, headers) tuple, which Flask turns into a response without an import.
-
-    A request refused before its body was read is answered with a streamed response, and the
-    connection's reading side is shut once it is sent: functions-framework reads the whole body
-    before any other answer (its ``read_request`` hook), and gunicorn drains an unread body
-    before the next request on a kept-alive connection, either of which would let a caller
-    without the secret hold a serving thread by sending half a body.
-    """
-    headers = {"Content-Type": "application/json", **response.headers}
-    if not response.closes:
-        return response.json(), response.status, headers
+def to_flask(response: HttpResponse) -> flask.Response:
+    """Always a streamed response (with its Content-Length), so functions-framework's
+    ``read_request`` hook never reads a body the pipeline did not ask for; a refusal marks its
+    connection to be closed (see ``wsgi_guard``)."""
     import flask
 
-    connection = flask.request.environ.get("gunicorn.socket")
-
-    def body() -> Iterator[str]:
-        yield response.json()
-        if isinstance(connection, socket.socket):
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RD)
-
-    headers["Connection"] = "close"
-    return flask.Response(body(), response.status, headers)
+    payload = response.json().encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Length": str(len(payload)),
+        **response.headers,
+    }
+    if response.closes:
+        flask.request.environ[CLOSE_KEY] = True
+    return flask.Response(iter([payload]), response.status, headers)
 
 
 def _trace(headers: dict[str, str]) -> dict[str, str]:
