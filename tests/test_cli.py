@@ -281,3 +281,21 @@ def test_a_non_editable_install_finds_its_migrations(empty_db: str, tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["applied"]) >= 3
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://user:Pa55-hidden@db.example:notaport/postgres",
+        "postgresql://user:Pa55%zz-hidden@db.example/postgres",
+        "not a url Pa55-hidden",
+        "host=db.example password=Pa55-hidden port=abc",
+    ],
+)
+def test_a_malformed_database_url_is_exit_2_and_never_echoed(
+    capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    assert main(["--database-url", url, "status"]) == 2
+    out, err = capsys.readouterr()
+    assert "not a PostgreSQL connection string" in err
+    assert "Pa55" not in out + err

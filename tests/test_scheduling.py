@@ -385,26 +385,35 @@ def test_setup_script_without_an_http_client_warns_and_fails(db: str, tmp_path: 
     assert CRON_SECRET not in done.stdout + done.stderr
 
 
-def test_setup_script_keeps_the_password_off_psql_command_lines(
+def test_setup_script_keeps_the_password_and_the_secret_out_of_sight(
     pg_server: str, db: str, tmp_path: Path
 ) -> None:
-    """A psql on PATH that records its arguments: the connection string must not be one."""
+    """No command line carries the password (a psql on PATH records its arguments), and the
+    secret is never in a statement's text: the server logs every statement of the script's
+    role (log_statement = all, bound values not logged), and the secret is not in that log."""
+    import glob
+    import os
+
     real = subprocess.run(["which", "psql"], capture_output=True, text=True).stdout.strip()
     spy = tmp_path / "bin"
     spy.mkdir()
     (spy / "psql").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/argv\nexec {real} "$@"\n')
     (spy / "psql").chmod(0o755)
+    logs = sorted(glob.glob("/var/log/postgresql/postgresql-*.log"), key=os.path.getmtime)
+    assert logs, "the test reads the server's log from /var/log/postgresql (Debian's layout)"
+    offset = os.path.getsize(logs[-1])
     with pg.connect(pg_server) as conn:
         conn.execute("drop role if exists jobqueue_pw_test")
         conn.execute("create role jobqueue_pw_test login superuser password 'Pa55-word-x'")
+        conn.execute("alter role jobqueue_pw_test set log_statement = 'all'")
+        conn.execute("alter role jobqueue_pw_test set log_parameter_max_length = 0")
     params = psycopg.conninfo.conninfo_to_dict(db)
     url = f"postgresql://jobqueue_pw_test:Pa55-word-x@127.0.0.1:5432/{params['dbname']}"
-    import os
-
+    secret = "statement-text-secret-7f3a"
     env = {
         "DATABASE_URL": url,
         "CRON_TICK_URL": "http://127.0.0.1:9/",
-        "CRON_SECRET": CRON_SECRET,
+        "CRON_SECRET": secret,
         "PATH": f"{spy}:{os.environ['PATH']}",
     }
     try:
@@ -414,8 +423,13 @@ def test_setup_script_keeps_the_password_off_psql_command_lines(
             conn.execute("drop owned by jobqueue_pw_test")
             conn.execute("drop role jobqueue_pw_test")
     assert "cron_secret stored in settings" in done.stdout, done.stderr
-    argv = (tmp_path / "argv").read_text()
-    assert "service=jobqueue" in argv and "Pa55-word-x" not in argv
+    argv = tmp_path / "argv"
+    assert not argv.exists() or "Pa55-word-x" not in argv.read_text()
+    with open(logs[-1], "rb") as log:
+        log.seek(offset)
+        logged = log.read().decode("utf-8", "replace")
+    assert "set_job_worker_config" in logged  # the statements were logged...
+    assert secret not in logged  # ...and the secret was not in them
 
 
 def test_moving_to_vault_leaves_no_copy_in_database_settings(conn: Conn) -> None:
@@ -529,3 +543,32 @@ def test_an_unreachable_cron_tick_shows_in_problems_then_clears(
         wait_for(lambda: status(conn)["last_tick_status"] == 200, 20)
         row = status(conn)
     assert row["last_tick_error"] is None and row["problems"] == [], row["problems"]
+
+
+def test_no_one_but_the_owner_can_read_what_pg_net_queues(cron_db: str) -> None:
+    """pg_net grants ALL on its queue (which holds x-cron-secret) to PUBLIC; after the
+    migrations no role outside the owners can touch net.* tables, over the catalog."""
+    with pg.connect(cron_db) as conn:
+        for role in ("anon", "authenticated", "service_role"):
+            conn.execute(
+                f"do $$ begin if not exists (select from pg_roles where rolname = '{role}')"
+                f" then create role {role}; end if; end $$"
+            )
+        conn.execute("create role jobqueue_nobody")
+        try:
+            conn.execute("select public.schedule_job_worker()")
+            readable = conn.execute(
+                "select c.relname, r.rolname from pg_class c"
+                " cross join (values ('anon'), ('authenticated'), ('jobqueue_nobody')) r(rolname)"
+                " where c.relnamespace = 'net'::regnamespace and c.relkind in ('r', 'v', 'p')"
+                " and has_table_privilege(r.rolname, c.oid,"
+                "   'select,insert,update,delete,truncate,references,trigger')"
+            ).fetchall()
+            tables = conn.execute(
+                "select count(*) as n from pg_class"
+                " where relnamespace = 'net'::regnamespace and relkind = 'r'"
+            ).fetchone()
+        finally:
+            conn.execute("drop role jobqueue_nobody")
+    assert tables is not None and tables["n"] >= 2
+    assert readable == []

@@ -42,6 +42,24 @@ def _header_safe(secret: SecretStr) -> SecretStr:
 HeaderSecret = Annotated[SecretStr, AfterValidator(_header_safe)]
 
 
+DSN_EXPECTED = (
+    "is not a PostgreSQL connection string; expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+)
+
+
+def is_connection_string(dsn: str) -> bool:
+    """Parsed as libpq would, so a malformed value is reported as configuration, not as an
+    unreachable database. libpq's own message may quote the value, so it is never shown."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception:  # noqa: BLE001 - any parse failure means the same to the user
+        return False
+    port = str(params.get("port", "5432"))
+    return bool(params) and all(part.isdigit() for part in port.split(","))
+
+
 class WorkerSettings(BaseSettings):
     model_config = _COMMON
 
@@ -64,22 +82,8 @@ class WorkerSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _valid_dsn(cls, dsn: SecretStr | None) -> SecretStr | None:
-        """Parsed as libpq would, so a malformed value is reported as configuration, not as an
-        unreachable database. libpq's own message may quote the value, so it is not shown."""
-        if dsn is None:
-            return None
-        from psycopg.conninfo import conninfo_to_dict
-
-        try:
-            params = conninfo_to_dict(dsn.get_secret_value())
-        except Exception:  # noqa: BLE001 - any parse failure means the same to the user
-            params = None
-        port = str((params or {}).get("port", "5432"))
-        if not params or not all(part.isdigit() for part in port.split(",")):
-            raise ValueError(
-                "is not a PostgreSQL connection string; expected "
-                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
-            )
+        if dsn is not None and not is_connection_string(dsn.get_secret_value()):
+            raise ValueError(DSN_EXPECTED)
         return dsn
 
     @property

@@ -394,6 +394,36 @@ $$;
 
 -- (Re)creates the pg_cron jobs from job_worker_settings; a no-op without pg_cron. Call it after
 -- changing the schedule. A seconds schedule ('10 seconds') needs pg_cron 1.5 or later.
+-- pg_net keeps each queued call, headers included (our x-cron-secret), in
+-- net.http_request_queue, and the answers in net._http_response; pg_net 0.20 grants ALL on them
+-- to PUBLIC. Nothing but pg_net's own worker (a superuser) needs them: take them back from
+-- PUBLIC, anon and authenticated. Run by the migration and by schedule_job_worker(), so a
+-- pg_net enabled later is closed too. Where this role may not revoke (not the tables' owner),
+-- it says so and the status view reports it.
+create or replace function public.protect_http_client_tables()
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_table text;
+begin
+  foreach v_table in array array['net.http_request_queue', 'net._http_response'] loop
+    if to_regclass(v_table) is not null then
+      begin
+        execute format('revoke all on table %s from public', v_table);
+        if exists (select from pg_catalog.pg_roles where rolname = 'anon') then
+          execute format('revoke all on table %s from anon, authenticated', v_table);
+        end if;
+      exception when insufficient_privilege then
+        raise notice 'could not revoke access to % (%): revoke it as its owner', v_table, sqlerrm;
+      end;
+    end if;
+  end loop;
+end
+$$;
+
 create or replace function public.schedule_job_worker()
 returns text
 language plpgsql
@@ -403,6 +433,7 @@ as $$
 declare
   v_schedule text;
 begin
+  perform public.protect_http_client_tables();
   if to_regprocedure('cron.schedule(text, text, text)') is null then
     return 'pg_cron is not installed in this database: nothing scheduled';
   end if;
@@ -633,5 +664,6 @@ select public.job_queue_restrict_functions(array[
   'job_worker_http_schema', 'job_worker_http_client',
   'request_cron_tick', 'job_worker_tick_body', 'trigger_job_worker', 'manual_process_jobs', 'jobs_kick_worker',
   'set_job_kick', 'purge_finished_jobs', 'prune_job_history', 'schedule_job_worker',
+  'protect_http_client_tables',
   'job_processing_status_row'
 ]);

@@ -73,7 +73,14 @@ class Settings:
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, as_json: bool) -> None:
     """Operate the job queue: status, jobs, retries, uploads, migrations, a local run."""
-    ctx.obj = Settings(database_url or setting("DATABASE_URL") or LOCAL, as_json)
+    from jobqueue.settings import DSN_EXPECTED, is_connection_string
+
+    dsn = database_url or setting("DATABASE_URL") or LOCAL
+    if not is_connection_string(dsn):
+        # Nothing was contacted, and libpq's message would quote the URL, password included.
+        source = "--database-url" if database_url else "DATABASE_URL"
+        raise click.UsageError(f"{source} {DSN_EXPECTED}")
+    ctx.obj = Settings(dsn, as_json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
