@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Iterable
 
 
 def pdf(pages: list[str]) -> bytes:
@@ -47,10 +48,16 @@ def pdf(pages: list[str]) -> bytes:
 def docx(paragraphs: list[str]) -> bytes:
     """A minimal WordprocessingML document, as Word writes its parts."""
     body = "".join(f"<w:p><w:r><w:t>{p}</w:t></w:r></w:p>" for p in paragraphs)
-    document = (
-        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
-        f"<w:body>{body}</w:body></w:document>"
+    return docx_of([body.encode()])
+
+
+def docx_of(body: Iterable[bytes]) -> bytes:
+    """A DOCX whose document body is the concatenation of ``body``, compressed as it is
+    written, so a test can make a bomb of hundreds of MiB without holding it."""
+    head = (
+        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        b"<w:body>"
     )
     main = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
     types = (
@@ -61,9 +68,43 @@ def docx(paragraphs: list[str]) -> bytes:
         "</Types>"
     )
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml", types)
-        archive.writestr("word/document.xml", document)
+        with archive.open("word/document.xml", "w", force_zip64=True) as document:
+            document.write(head)
+            for part in body:
+                document.write(part)
+            document.write(b"</w:body></w:document>")
+    return out.getvalue()
+
+
+def pdf_with_content(content: bytes) -> bytes:
+    """A one-page PDF whose content stream is ``content``, Flate-compressed (a bomb when the
+    content is hundreds of MiB of nothing)."""
+    import zlib
+
+    data = zlib.compress(content, 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    )
     return out.getvalue()
 
 

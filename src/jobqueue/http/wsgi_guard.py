@@ -135,13 +135,18 @@ class ConnectionGuard:
             return start_response(status, headers, exc_info)
 
         answer = self.app(environ, guarded)
-        return _Closing(answer, lambda: forced and _stop_reading(environ.get("gunicorn.socket")))
+
+        def then() -> None:
+            if forced:
+                _stop_reading(environ.get("gunicorn.socket"))
+
+        return _Closing(answer, then)
 
 
 class _Closing:
     """The app's answer, plus one step once gunicorn has written all of it (WSGI's close())."""
 
-    def __init__(self, answer: Iterable[bytes], then: Callable[[], object]) -> None:
+    def __init__(self, answer: Iterable[bytes], then: Callable[[], None]) -> None:
         self._answer = answer
         self._then = then
 

@@ -20,7 +20,7 @@ from typing import Any
 from jobqueue.errors import NotConfigured
 from jobqueue.handlers.ingest.chunks import Chunk, chunked
 from jobqueue.handlers.ingest.detect import detect
-from jobqueue.handlers.ingest.extract import SUPPORTED, CorruptFile, Extracted, extract
+from jobqueue.handlers.ingest.extract import SUPPORTED, CorruptFile, Extracted, Limits, extract
 from jobqueue.handlers.ingest.fetch import download
 from jobqueue.handlers.ingest.settings import IngestSettings, ingest_settings
 from jobqueue.worker.context import JobContext
@@ -81,10 +81,12 @@ def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
         else:
             facts = Extracted()
             try:
-                text = _chunks_and_text(
-                    ctx, settings, file_id, extract(got.path, detected, name, facts), metadata
-                )
-            except CorruptFile as exc:
+                limits = Limits(expanded_bytes=settings.ingest_max_expanded_bytes)
+                pieces = extract(got.path, detected, name, facts, limits)
+                text = _chunks_and_text(ctx, settings, file_id, name, pieces, metadata)
+            except (CorruptFile, PermanentJobError) as exc:
+                # A file that fails for good keeps none of the chunks written before the fault.
+                ctx.call("clear_file_chunks", p_file_id=file_id)
                 raise PermanentJobError(str(exc)) from None
             metadata |= facts.facts
         ctx.call(
@@ -118,6 +120,7 @@ def _chunks_and_text(
     ctx: JobContext,
     settings: IngestSettings,
     file_id: str,
+    name: str,
     pieces: Any,
     metadata: dict[str, Any],
 ) -> str:
@@ -141,6 +144,12 @@ def _chunks_and_text(
         nonlocal kept_chars, characters, words, in_word
         for piece in stream:
             characters += len(piece)
+            if characters > settings.ingest_max_text_chars:
+                raise PermanentJobError(
+                    f"{name} holds more than INGEST_MAX_TEXT_CHARS "
+                    f"({settings.ingest_max_text_chars:,}) characters of text: raise the limit "
+                    "or split the file"
+                )
             words += len(piece.split())
             # A word cut between two pieces is one word, not two.
             if in_word and piece[:1] and not piece[:1].isspace():
@@ -159,6 +168,11 @@ def _chunks_and_text(
             counted(pieces), settings.ingest_chunk_chars, settings.ingest_chunk_overlap
         ):
             batch.append(chunk)
+            if total + len(batch) > settings.ingest_max_chunks:
+                raise PermanentJobError(
+                    f"{name} makes more than INGEST_MAX_CHUNKS ({settings.ingest_max_chunks:,}) "
+                    "chunks: raise the limit or INGEST_CHUNK_CHARS, or split the file"
+                )
             if len(batch) >= BATCH:
                 embedded += _write(ctx, file_id, batch, embedder, settings.embeddings_batch)
                 total += len(batch)

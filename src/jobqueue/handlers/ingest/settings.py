@@ -18,6 +18,10 @@ class IngestSettings(BaseSettings):
     supabase_service_role_key: SecretStr | None = None
     # Bigger files fail for good, with this limit in the message.
     ingest_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    # One upload must not take a worker down: over these the file fails for good, saying which.
+    ingest_max_text_chars: int = Field(default=100_000_000, ge=1)
+    ingest_max_chunks: int = Field(default=100_000, ge=1)
+    ingest_max_expanded_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     ingest_chunk_chars: int = Field(default=1500, ge=100, le=100_000)
     ingest_chunk_overlap: int = Field(default=200, ge=0)
     # An OpenAI-compatible embeddings endpoint (POST {url}/embeddings); all three, or none.
