@@ -66,3 +66,44 @@ def test_a_restarted_database_is_reconnected(cluster: Cluster, monkeypatch: Any)
     assert app.post("/", json={}, headers=HEADERS).status_code == 200
     with connect(cluster.dsn) as conn:
         assert job(conn, job_id)["status"] == "done"
+
+
+def test_claims_of_a_call_that_lost_the_database_are_given_up_once_it_answers(
+    cluster: Cluster, monkeypatch: Any
+) -> None:
+    """The database freezes while a handler runs: the call answers 503, and the claim it held
+    is not left running for a whole lease: the guardian expires it as soon as the database
+    answers again (CONTRACT: no job left claimed by this call)."""
+    import threading
+
+    env = {
+        "JOB_WORKER_SECRET": SECRET,
+        "DATABASE_URL": cluster.dsn,
+        "DATABASE_CALL_TIMEOUT_SECONDS": "2",
+        "JOB_LEASE_SECONDS": "300",
+    }
+    app = client("worker_pull", env, monkeypatch)
+    with connect(cluster.dsn) as conn:
+        job_id = insert_job(conn, "echo", {"sleep_ms": 1500})
+    answers: list[int] = []
+    call = threading.Thread(
+        target=lambda: answers.append(app.post("/", json={}, headers=HEADERS).status_code)
+    )
+    call.start()
+    time.sleep(0.6)  # the handler is running
+    with cluster.frozen():
+        call.join()
+    assert answers == [503]
+    deadline = time.monotonic() + 15
+    row: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        with connect(cluster.dsn) as conn:
+            row = conn.execute(
+                "select status, lease_expires_at <= now() + interval '2 seconds' as soon"
+                " from jobs where id = %s",
+                (job_id,),
+            ).fetchone()
+        if row and (row["status"] != "running" or row["soon"]):
+            break
+        time.sleep(0.3)
+    assert row is not None and (row["status"] != "running" or row["soon"]), row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import psycopg
@@ -254,7 +255,70 @@ def test_release_gives_back_unstarted_jobs_without_spending_an_attempt(conn: Con
     ).fetchall()
     assert len(released) == 1
     row = job(conn, job_id)
-    assert (row["status"], row["attempts"]) == ("queued", 0)
+    # The claim is not counted against max_attempts, but its token is never reused.
+    assert (row["status"], row["attempts"], row["max_attempts"]) == ("queued", 1, 6)
+
+
+def test_a_released_claims_token_is_never_issued_again(conn: Conn) -> None:
+    """A claims (attempt 1) and releases; B claims: B's attempt is 2, so A's late finish is
+    refused and B's accepted."""
+    job_id = insert_job(conn)
+    [a] = claim(conn, "A")
+    conn.execute("select release_jobs(array[%s]::bigint[], array[%s])", (job_id, a["attempts"]))
+    [b] = claim(conn, "B")
+    assert b["attempts"] != a["attempts"]
+    [late] = finish(conn, {"id": job_id, "attempt": a["attempts"], "ok": True})
+    [current] = finish(conn, {"id": job_id, "attempt": b["attempts"], "ok": True})
+    assert (late["accepted"], current["accepted"]) == (False, True)
+
+
+def test_a_cancelled_run_is_recorded_and_a_retry_waits_for_its_lease(conn: Conn) -> None:
+    job_id = insert_job(conn)
+    [claimed] = claim(conn, "A", lease=60)
+    conn.execute("select cancel_job(%s)", (job_id,))
+    attempts = conn.execute(
+        "select attempt, worker, outcome from job_attempts where job_id = %s", (job_id,)
+    ).fetchall()
+    assert attempts == [{"attempt": claimed["attempts"], "worker": "A", "outcome": "cancelled"}]
+    assert conn.execute("select retry_job(%s) as r", (job_id,)).fetchone()["r"] is True
+    row = job(conn, job_id)
+    assert row["status"] == "queued" and row["run_at"] >= claimed["lease_expires_at"]
+    assert claim(conn, "B") == []  # the cancelled run may still be going for a minute
+
+
+def test_enqueue_with_a_dedupe_key_never_returns_null_when_the_live_job_finishes(
+    db: str, conn: Conn
+) -> None:
+    """The window between enqueue_job's INSERT ... ON CONFLICT and its look-up, held open by a
+    test-only statement trigger: the live job finishes inside it. Before the fix the call
+    returned NULL and enqueued nothing."""
+    conn.execute(
+        "create function pause_enqueue() returns trigger language plpgsql as $$"
+        " begin if current_setting('jobqueue.pause', true) = 'on' then"
+        " perform pg_sleep(0.5); end if; return null; end $$"
+    )
+    conn.execute(
+        "create trigger pause_enqueue after insert on jobs"
+        " for each statement execute function pause_enqueue()"
+    )
+    live = conn.execute("select enqueue_job('echo', '{}', p_dedupe_key => 'k') as id").fetchone()
+    result: dict[str, Any] = {}
+
+    def enqueue() -> None:
+        with pg.connect(db) as other:
+            other.execute("set jobqueue.pause = 'on'")
+            result["id"] = other.execute(
+                "select enqueue_job('echo', '{}', p_dedupe_key => 'k') as id"
+            ).fetchone()["id"]
+
+    thread = threading.Thread(target=enqueue)
+    thread.start()
+    time.sleep(0.2)  # inside the pause: the conflict was seen, the look-up not yet made
+    [claimed] = claim(conn)
+    finish(conn, {"id": claimed["id"], "attempt": claimed["attempts"], "ok": True})
+    thread.join()
+    assert result["id"] is not None and result["id"] != live["id"]
+    assert job(conn, result["id"])["status"] == "queued"
 
 
 def test_dedupe_key_allows_one_live_job(conn: Conn) -> None:

@@ -59,7 +59,8 @@ create table if not exists public.job_attempts (
   job_id bigint not null,
   attempt integer not null,
   worker text,
-  outcome text not null check (outcome in ('done', 'retry', 'failed', 'expired')),
+  outcome text not null
+    check (outcome in ('done', 'retry', 'failed', 'expired', 'cancelled', 'snoozed')),
   error text,
   started_at timestamptz,
   finished_at timestamptz not null default now()
@@ -89,6 +90,8 @@ grant usage, select on sequence public.jobs_id_seq, public.job_attempts_id_seq t
 -- ---------------------------------------------------------------------------------------------
 
 -- Returns the new job's id, or the live job's id when dedupe_key is already queued or running.
+-- The live job may finish between the insert and the look-up; then the insert is tried again,
+-- so a call always returns a job that was live when it returned.
 create or replace function public.enqueue_job(
   p_type text,
   p_input jsonb default '{}'::jsonb,
@@ -105,18 +108,22 @@ as $$
 declare
   v_id bigint;
 begin
-  insert into public.jobs (type, input, priority, run_at, max_attempts, dedupe_key)
-  values (p_type, coalesce(p_input, '{}'::jsonb), coalesce(p_priority, 0),
-          coalesce(p_run_at, now()), coalesce(p_max_attempts, 5), p_dedupe_key)
-  on conflict (dedupe_key) where dedupe_key is not null and status in ('queued', 'running')
-  do nothing
-  returning id into v_id;
-
-  if v_id is null then
+  loop
+    insert into public.jobs (type, input, priority, run_at, max_attempts, dedupe_key)
+    values (p_type, coalesce(p_input, '{}'::jsonb), coalesce(p_priority, 0),
+            coalesce(p_run_at, now()), coalesce(p_max_attempts, 5), p_dedupe_key)
+    on conflict (dedupe_key) where dedupe_key is not null and status in ('queued', 'running')
+    do nothing
+    returning id into v_id;
+    if v_id is not null then
+      return v_id;
+    end if;
     select j.id into v_id from public.jobs j
     where j.dedupe_key = p_dedupe_key and j.status in ('queued', 'running');
-  end if;
-  return v_id;
+    if v_id is not null then
+      return v_id;
+    end if;
+  end loop;
 end
 $$;
 
@@ -234,7 +241,9 @@ as $$
 $$;
 
 -- Gives back jobs a worker claimed but never started (its time budget ran out): they are
--- queued again at once and the unused claim is not counted against max_attempts.
+-- queued again at once and the unused claim is not counted against max_attempts. attempts is
+-- never decremented: it is the fencing token, and a token handed out once is never handed out
+-- again (a released claim's worker could otherwise finish a later claim's attempt).
 create or replace function public.release_jobs(p_ids bigint[], p_attempts integer[])
 returns setof bigint
 language sql
@@ -243,7 +252,7 @@ set search_path = ''
 as $$
   update public.jobs j
   set status = 'queued',
-      attempts = j.attempts - 1,
+      max_attempts = j.max_attempts + 1,
       locked_by = null,
       lease_expires_at = null,
       started_at = null,
@@ -376,19 +385,38 @@ $$;
 -- Operators
 -- ---------------------------------------------------------------------------------------------
 
--- Cancels a queued or running job. A worker still running it is refused when it reports back.
+-- Cancels a queued or running job. A worker still running it is refused when it reports back;
+-- its attempt is recorded as cancelled, and the job keeps that attempt's lease end, so a
+-- retry_job cannot start a second run before the first one's lease has run out.
 create or replace function public.cancel_job(p_id bigint)
 returns boolean
 language sql
 security definer
 set search_path = ''
 as $$
-  with cancelled as (
-    update public.jobs j
-    set status = 'cancelled', locked_by = null, lease_expires_at = null,
-        finished_at = now(), updated_at = now()
+  with held as (
+    select j.id, j.status, j.attempts, j.locked_by, j.started_at
+    from public.jobs j
     where j.id = p_id and j.status in ('queued', 'running')
-    returning 1
+    for update
+  ),
+  cancelled as (
+    update public.jobs j
+    set status = 'cancelled', locked_by = null,
+        lease_expires_at = case when h.status = 'running' then j.lease_expires_at end,
+        error = case when h.status = 'running' then 'cancelled by an operator while running'
+                     else j.error end,
+        finished_at = now(), updated_at = now()
+    from held h
+    where j.id = h.id
+    returning j.id
+  ),
+  recorded as (
+    insert into public.job_attempts (job_id, attempt, worker, outcome, error, started_at)
+    select h.id, h.attempts, h.locked_by, 'cancelled', 'cancelled by an operator while running',
+           h.started_at
+    from held h join cancelled c on c.id = h.id
+    where h.status = 'running'
   )
   select exists (select from cancelled);
 $$;
@@ -404,7 +432,9 @@ set search_path = ''
 as $$
   with retried as (
     update public.jobs j
-    set status = 'queued', run_at = now(), error = null, finished_at = null,
+    set status = 'queued', error = null, finished_at = null,
+        -- A cancelled run may still be going: the new one waits for its lease to end.
+        run_at = greatest(now(), coalesce(j.lease_expires_at, now())), lease_expires_at = null,
         max_attempts = greatest(j.max_attempts, j.attempts + greatest(p_extra_attempts, 1)),
         updated_at = now()
     where j.id = p_id and j.status in ('failed', 'cancelled')

@@ -69,3 +69,48 @@ def stubborn(input: Any, ctx: JobContext) -> Any:
         with contextlib.suppress(JobTimeout):  # swallowed: it must still count as timed out
             time.sleep(0.01)
     return "pretended to finish"
+
+
+def _record(input: Any, ctx: JobContext, event: str) -> None:
+    """Appends ``event job attempt pid time`` to the file the input names: the handler's own
+    account of when it ran, independent of what the queue recorded."""
+    import os
+
+    with open(input["record"], "a", encoding="utf-8") as out:
+        out.write(f"{event} {ctx.job_id} {ctx.attempt} {os.getpid()} {time.time():.6f}\n")
+
+
+@job_handler("gil_hold", timeout_seconds=600)
+def gil_hold(input: Any, ctx: JobContext) -> Any:
+    """One C call that never releases the GIL: no other thread of this process runs."""
+    _record(input, ctx, "start")
+    total = sum(range(input["n"]))
+    _record(input, ctx, "end")
+    return total % 7
+
+
+@job_handler("recorded", timeout_seconds=600)
+def recorded(input: Any, ctx: JobContext) -> Any:
+    """Records its run; with ``block`` seconds it blocks in one C call first (time.sleep)."""
+    _record(input, ctx, "start")
+    if input.get("block"):
+        time.sleep(input["block"])
+    _record(input, ctx, "end")
+    return "ok"
+
+
+@job_handler("forks")
+def forks(input: Any, ctx: JobContext) -> Any:
+    """Forks and returns in both processes, as a careless handler might."""
+    import os
+
+    os.fork()
+    return {"pid": os.getpid()}
+
+
+@job_handler("exits")
+def exits(input: Any, ctx: JobContext) -> Any:
+    """Ends the whole process at once: nothing in-process can contain this."""
+    import os
+
+    os._exit(1)

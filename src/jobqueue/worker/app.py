@@ -16,6 +16,7 @@ from jobqueue.http.core import Endpoint
 if TYPE_CHECKING:
     from jobqueue.settings import WorkerSettings
     from jobqueue.store.base import QueueStore
+    from jobqueue.worker.guardian import Guardian
     from jobqueue.worker.models import PullRequest
     from jobqueue.worker.service import WorkerService
 
@@ -45,6 +46,7 @@ class WorkerApp:
         self._settings: WorkerSettings | None = None
         self._local = threading.local()
         self._services: list[WorkerService] = []
+        self._guardian: Guardian | None = None
         self._lock = threading.Lock()
         self.endpoint: Endpoint[WorkerSettings, PullRequest] = Endpoint(
             name="worker_pull",
@@ -74,18 +76,31 @@ class WorkerApp:
                 registry,
                 settings,
                 open_lease_keeper=lambda: open_store(settings),
+                guardian=self.guardian(settings),
             )
             self._local.service = service
             with self._lock:
                 self._services.append(service)
         return service.pull(request)
 
+    def guardian(self, settings: WorkerSettings) -> Guardian:
+        """One lease guardian per process, shared by its serving threads."""
+        with self._lock:
+            if self._guardian is None:
+                from jobqueue.worker.guardian import Guardian
+
+                self._guardian = Guardian(settings.job_lease_seconds)
+            return self._guardian
+
     def close(self) -> None:
         """Releases warm connections (tests, local runs); a deployed instance never calls it."""
         with self._lock:
             services, self._services = self._services, []
+            guardian, self._guardian = self._guardian, None
         for service in services:
             service.close()
+        if guardian is not None:
+            guardian.close()
         self._local = threading.local()
 
 

@@ -24,6 +24,7 @@ from jobqueue.jsonsafe import jsonb_problem, storable_text
 from jobqueue.settings import WorkerSettings
 from jobqueue.store.base import ClaimedJob, Finished, Outcome, QueueStore, RejectedByDatabase
 from jobqueue.worker.context import JobContext, JobTimeout
+from jobqueue.worker.guardian import Guardian
 from jobqueue.worker.models import PullRequest
 from jobqueue.worker.registry import PermanentJobError, Registry, RetryJobError
 from jobqueue.worker.runner import run_with_limit
@@ -45,8 +46,12 @@ class WorkerService:
         settings: WorkerSettings,
         clock: Callable[[], float] = time.monotonic,
         open_lease_keeper: Callable[[], QueueStore] | None = None,
+        guardian: Guardian | None = None,
     ) -> None:
         self._store = store
+        # Renews every claim this process holds from another process (see guardian.py).
+        self._guardian = guardian
+        self._pid = os.getpid()
         # Renews the lease of a handler stuck past its deadline; its own connection, since
         # the stuck handler may hold the main one.
         self._open_lease_keeper = open_lease_keeper
@@ -115,24 +120,48 @@ class _Call:
         self.reported: list[dict[str, Any]] = []
         self.queue_empty = False
         self.taken = 0
+        self.guardian = service._guardian
+        # Claimed by this call and not yet committed or given back.
+        self.open: dict[int, ClaimedJob] = {}
 
     def run(self) -> None:
         try:
-            while self.taken < self.request.max_jobs and self.clock() < self.deadline:
-                want = self.service.batch_size(
-                    self.deadline - self.clock(), self.request.max_jobs - self.taken
-                )
-                batch = self.store.claim(
-                    self.service._worker_id, want, self.lease, self.request.job_types
-                )
-                self.taken += len(batch)
-                if len(batch) < want:
-                    self.queue_empty = True
-                self.run_batch(batch)
-                if self.queue_empty:
-                    break
-        finally:
-            self.flush()
+            try:
+                while self.taken < self.request.max_jobs and self.clock() < self.deadline:
+                    want = self.service.batch_size(
+                        self.deadline - self.clock(), self.request.max_jobs - self.taken
+                    )
+                    batch = self.store.claim(
+                        self.service._worker_id, want, self.lease, self.request.job_types
+                    )
+                    self.hold(batch)
+                    self.taken += len(batch)
+                    if len(batch) < want:
+                        self.queue_empty = True
+                    self.run_batch(batch)
+                    if self.queue_empty:
+                        break
+            finally:
+                self.flush()
+        except BaseException:
+            # The database went away mid-call (or worse): what this call still holds goes to
+            # the guardian, which expires those leases as soon as the database answers again.
+            if self.guardian is not None:
+                self.guardian.abandon(list(self.open.values()))
+            raise
+
+    def hold(self, batch: Sequence[ClaimedJob]) -> None:
+        for job in batch:
+            self.open[job.id] = job
+        if self.guardian is not None and batch:
+            longest = max(self.wanted_limit(job) for job in batch)
+            self.guardian.hold(batch, (self.deadline - self.clock()) + longest + self.lease)
+
+    def settled(self, jobs: Sequence[ClaimedJob]) -> None:
+        for job in jobs:
+            self.open.pop(job.id, None)
+        if self.guardian is not None:
+            self.guardian.drop(jobs)
 
     def run_batch(self, batch: Sequence[ClaimedJob]) -> None:
         # When the batch's leases run out, by this process's clock (the claim set them).
@@ -143,7 +172,7 @@ class _Call:
                 self.give_back(rest)
                 return
             limit = self.time_limit(job)
-            if leased_until - self.clock() < limit + self.margin:
+            if not self.guarded() and leased_until - self.clock() < limit + self.margin:
                 # Renew the leases of the jobs still waiting, so this one can run its limit.
                 held = self.store.extend_leases(rest, self.lease)
                 leased_until = self.clock() + self.lease
@@ -165,10 +194,17 @@ class _Call:
             return handler.timeout_seconds
         return self.service._settings.job_handler_timeout_seconds
 
+    def guarded(self) -> bool:
+        return self.guardian is not None and self.guardian.alive
+
     def time_limit(self, job: ClaimedJob) -> float:
-        """The handler's own limit, but never past the lease: JOB_LEASE_SECONDS is how long a
-        job may run before another worker may take it. A handler that needs longer renews its
-        lease with ``ctx.extend_lease()``, which moves its deadline too."""
+        """The handler's own limit. With the guardian renewing this process's leases, the
+        lease only measures how soon a dead worker's jobs are taken over. Without it the
+        limit never passes the lease: JOB_LEASE_SECONDS is then how long a job may run before
+        another worker may take it, and a handler that needs longer renews its lease with
+        ``ctx.extend_lease()``, which moves its deadline too."""
+        if self.guarded():
+            return self.wanted_limit(job)
         return min(self.wanted_limit(job), self.lease - 2 * self.margin)
 
     def execute(self, job: ClaimedJob, limit: float) -> Outcome:
@@ -187,7 +223,7 @@ class _Call:
         )
         try:
             output = run_with_limit(
-                lambda: handler.func(job.input, context),
+                lambda: self.contained(handler.func, job.input, context),
                 lambda: context.deadline,
                 keep_alive=lambda: self.service.lease_keeper().extend_leases([job], self.lease),
                 keep_every=max(0.2, self.lease / 3),
@@ -214,6 +250,15 @@ class _Call:
                 outcome = Outcome(job, ok=True, output=output)
         return self.measured(outcome, began)
 
+    def contained(self, func: Callable[[Any, JobContext], Any], input: Any, ctx: JobContext) -> Any:
+        """A handler that forked and returns (or raises) in the child must not go on as a
+        second copy of this worker: the child ends here, silently."""
+        try:
+            return func(input, ctx)
+        finally:
+            if os.getpid() != self.service._pid:
+                os._exit(0)
+
     def measured(self, outcome: Outcome, began: float) -> Outcome:
         seconds = self.clock() - began
         self.service.observe(seconds)
@@ -222,6 +267,7 @@ class _Call:
     def give_back(self, jobs: Sequence[ClaimedJob]) -> None:
         if jobs:
             self.store.release(jobs)
+            self.settled(jobs)
             self.taken -= len(jobs)
 
     def flush(self) -> None:
@@ -235,6 +281,7 @@ class _Call:
             # One outcome the database cannot take must not sink its batch: record them one
             # by one, and fail for good (with the reason) any that is refused on its own.
             outcomes, finished = self.finish_one_by_one(outcomes)
+        self.settled([outcome.job for outcome in outcomes])
         by_id = {f.id: f for f in finished}
         log.write([self.report(outcome, by_id.get(outcome.job.id)) for outcome in outcomes])
 
