@@ -299,3 +299,19 @@ def test_a_malformed_database_url_is_exit_2_and_never_echoed(
     out, err = capsys.readouterr()
     assert "not a PostgreSQL connection string" in err
     assert "Pa55" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["enqueue", "echo", "--priority", "3000000000"], "--priority"),
+        (["enqueue", "echo", "--input", "[" * 50_000 + "]" * 50_000], "nested too deeply"),
+        (["purge", "--older-than", "1000000000w"], "longer than any job"),
+    ],
+)
+def test_odd_values_are_exit_2_with_a_clear_line(
+    capsys: pytest.CaptureFixture[str], db: str, args: list[str], says: str
+) -> None:
+    assert main(["--database-url", db, *args]) == 2
+    _, err = capsys.readouterr()
+    assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -143,10 +143,26 @@ def test_storage_errors_and_throttling_are_retried(
     wait = conn.execute(
         "select extract(epoch from run_at - now()) as s from jobs where id = %s", (first["id"],)
     ).fetchone()["s"]
-    assert 0 < float(wait) <= (7 if status == 429 else 5) + 1
+    # 429: the peer's Retry-After; 5xx: the queue's own backoff (10 s, jittered 0.5x-1.5x).
+    assert 0 < float(wait) <= (7 if status == 429 else 15) + 1
     make_runnable(conn, first["id"])
     [second] = run(app)
     assert second["status"] == "done" and file_row(conn, file_id)["status"] == "processed"
+
+
+@pytest.mark.parametrize(("cap", "expected"), [(None, 3600), ("60", 60)])
+def test_a_peers_absurd_retry_after_is_capped(
+    worker: Any, conn: Conn, storage: Storage, cap: str | None, expected: int
+) -> None:
+    upload(conn, storage, "later.txt", b"eventually")
+    storage.failures.append((429, {"Retry-After": "1e12"}))
+    app = worker(**({"JOB_MAX_RETRY_DELAY_SECONDS": cap} if cap else {}))
+    [first] = run(app)
+    assert first["status"] == "queued"
+    wait = conn.execute(
+        "select extract(epoch from run_at - now()) as s from jobs where id = %s", (first["id"],)
+    ).fetchone()["s"]
+    assert expected - 5 < float(wait) <= expected
 
 
 def test_chunks_overlap_and_a_rerun_replaces_them(

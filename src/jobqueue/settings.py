@@ -73,6 +73,9 @@ class WorkerSettings(BaseSettings):
     # so a call always returns before its platform kills it and strands claimed jobs.
     worker_pull_time_budget_seconds: float = Field(default=60.0, gt=0, le=900)
     job_handler_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # A retry delay a handler asks for (a peer's Retry-After: 1e12 is a peer's choice) is
+    # capped here; at most 30 days, where the database caps it too.
+    job_max_retry_delay_seconds: float = Field(default=3600.0, ge=0, le=30 * 24 * 3600)
     # Modules of your own job types, comma-separated; each is imported once, and its
     # @job_handler functions register themselves beside the built-in ones.
     job_handler_modules: str = ""

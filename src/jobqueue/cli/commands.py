@@ -167,6 +167,8 @@ class JsonValue(click.ParamType):  # type: ignore[type-arg]
             return value
         try:
             return json.loads(value)
+        except RecursionError:
+            self.fail("nested too deeply to be a job's input", param, ctx)
         except ValueError as exc:
             self.fail(f"not JSON: {exc}", param, ctx)
 
@@ -180,7 +182,13 @@ class JsonValue(click.ParamType):  # type: ignore[type-arg]
         ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
     ),
 )
-@click.option("--priority", type=int, default=0, show_default=True, help="lower runs first")
+@click.option(
+    "--priority",
+    type=click.IntRange(-(2**31), 2**31 - 1),
+    default=0,
+    show_default=True,
+    help="lower runs first (a PostgreSQL integer)",
+)
 @click.option("--max-attempts", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option("--dedupe-key", help="at most one live job per key")
 @click.option("--count", type=click.IntRange(1, 1_000_000), default=1, show_default=True)
@@ -316,7 +324,10 @@ def _duration(value: str) -> timedelta:
     match = _DURATION.match(value.strip())
     if match is None:
         raise click.BadParameter("a number and a unit: 30m, 12h, 7d, 2w")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        raise click.BadParameter(f"{value} is longer than any job has existed") from None
 
 
 @cli.command()

@@ -29,9 +29,10 @@ class PermanentJobError(Exception):
 
 
 class RetryJobError(Exception):
-    """Retry after ``retry_in_seconds`` (e.g. a peer's Retry-After) instead of the backoff."""
+    """Retry after ``retry_in_seconds`` (e.g. a peer's Retry-After), capped by
+    JOB_MAX_RETRY_DELAY_SECONDS; with None, after the queue's own backoff (with jitter)."""
 
-    def __init__(self, message: str, retry_in_seconds: float) -> None:
+    def __init__(self, message: str, retry_in_seconds: float | None = None) -> None:
         super().__init__(message)
         self.retry_in_seconds = retry_in_seconds
 

@@ -236,7 +236,12 @@ class _Call:
             outcome = Outcome(job, ok=False, permanent=True, error=_describe(exc))
         except RetryJobError as exc:
             outcome = Outcome(
-                job, ok=False, error=_describe(exc), retry_in_ms=_retry_ms(exc.retry_in_seconds)
+                job,
+                ok=False,
+                error=_describe(exc),
+                retry_in_ms=_retry_ms(
+                    exc.retry_in_seconds, self.service._settings.job_max_retry_delay_seconds
+                ),
             )
         except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... from a
             # handler end its attempt, never the request or the server; retried with backoff.
@@ -335,16 +340,12 @@ class _Call:
         )
 
 
-# A retry asked for further ahead than this is capped: a month is already "never" for a queue.
-MAX_RETRY_SECONDS = 30 * 24 * 3600
-
-
-def _retry_ms(seconds: float) -> int | None:
-    """A handler's requested retry delay, in what the database can store; None (the backoff)
-    for one that is not a number."""
+def _retry_ms(seconds: float | None, cap_seconds: float) -> int | None:
+    """A handler's requested retry delay (often a peer's Retry-After, which the peer chose),
+    capped; None (the queue's backoff) for one that is not a number."""
     if not isinstance(seconds, int | float) or not math.isfinite(seconds):
         return None
-    return int(min(max(0.0, seconds), MAX_RETRY_SECONDS) * 1000)
+    return int(min(max(0.0, seconds), cap_seconds) * 1000)
 
 
 def _describe(exc: BaseException) -> str:

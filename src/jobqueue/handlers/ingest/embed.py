@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from jobqueue.handlers.ingest.retry import backoff, retry_after
+from jobqueue.handlers.ingest.retry import retry_after
 from jobqueue.worker.registry import PermanentJobError, RetryJobError
 
 
@@ -17,19 +17,17 @@ class Embedder:
         self._client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
         self._model = model
 
-    def embed(self, texts: Sequence[str], attempt: int) -> list[list[float]]:
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
         try:
             response = self._client.post(
                 "/embeddings", json={"model": self._model, "input": list(texts)}
             )
         except httpx.HTTPError as exc:
-            raise RetryJobError(
-                f"embeddings endpoint unreachable: {type(exc).__name__}", backoff(attempt)
-            ) from None
+            raise RetryJobError(f"embeddings endpoint unreachable: {type(exc).__name__}") from None
         if response.status_code == 429 or response.status_code >= 500:
             raise RetryJobError(
                 f"embeddings endpoint answered {response.status_code}",
-                retry_after(response) or backoff(attempt),
+                retry_after(response),
             )
         if not response.is_success:
             raise PermanentJobError(
@@ -41,12 +39,11 @@ class Embedder:
             vectors = [[float(x) for x in item["embedding"]] for item in data]
         except (ValueError, KeyError, TypeError) as exc:
             raise RetryJobError(
-                f"embeddings endpoint answered something unexpected: {exc}", backoff(attempt)
+                f"embeddings endpoint answered something unexpected: {exc}"
             ) from None
         if len(vectors) != len(texts):
             raise RetryJobError(
-                f"embeddings endpoint returned {len(vectors)} vectors for {len(texts)} inputs",
-                backoff(attempt),
+                f"embeddings endpoint returned {len(vectors)} vectors for {len(texts)} inputs"
             )
         return vectors
 

@@ -20,7 +20,7 @@ from urllib.parse import quote, urljoin
 
 import httpx
 
-from jobqueue.handlers.ingest.retry import backoff, retry_after
+from jobqueue.handlers.ingest.retry import retry_after
 from jobqueue.handlers.ingest.storage_url import OBJECT_PREFIX, UnsafeName, is_under, object_url
 from jobqueue.supabase_keys import key_headers
 from jobqueue.worker.registry import PermanentJobError, RetryJobError
@@ -42,7 +42,6 @@ def download(
     bucket: str,
     path: str,
     max_bytes: int,
-    attempt: int,
     timeout: float,
 ) -> Downloaded:
     try:
@@ -61,7 +60,7 @@ def download(
             httpx.Client(timeout=timeout, follow_redirects=False) as client,
             closing(_get(client, url, headers, supabase_url, prefix, bucket, path)) as r,
         ):
-            _check(r, bucket, path, attempt)
+            _check(r, bucket, path)
             declared = int(r.headers.get("content-length") or 0)
             if declared > max_bytes:
                 raise PermanentJobError(_too_big(bucket, path, declared, max_bytes))
@@ -75,13 +74,11 @@ def download(
         return Downloaded(Path(target.name), size, digest.hexdigest())
     except httpx.TimeoutException:
         Path(target.name).unlink(missing_ok=True)
-        raise RetryJobError(
-            f"Storage timed out serving {bucket}/{path}", backoff(attempt)
-        ) from None
+        raise RetryJobError(f"Storage timed out serving {bucket}/{path}") from None
     except httpx.TransportError as exc:
         Path(target.name).unlink(missing_ok=True)
         raise RetryJobError(
-            f"Storage unreachable for {bucket}/{path}: {type(exc).__name__}", backoff(attempt)
+            f"Storage unreachable for {bucket}/{path}: {type(exc).__name__}"
         ) from None
     except BaseException:
         target.close()
@@ -116,7 +113,7 @@ def _get(
     raise PermanentJobError(f"Storage redirected {bucket}/{path} more than {MAX_REDIRECTS} times")
 
 
-def _check(response: httpx.Response, bucket: str, path: str, attempt: int) -> None:
+def _check(response: httpx.Response, bucket: str, path: str) -> None:
     if response.is_success:
         return
     response.read()
@@ -130,7 +127,7 @@ def _check(response: httpx.Response, bucket: str, path: str, attempt: int) -> No
     if status == 404 or code in ("404", "not_found", "NoSuchKey"):
         raise PermanentJobError(f"{bucket}/{path} does not exist in Storage")
     if status == 429 or status >= 500:
-        wait = retry_after(response) or backoff(attempt)
+        wait = retry_after(response)
         raise RetryJobError(f"Storage answered {status} for {bucket}/{path}", wait)
     raise PermanentJobError(f"Storage refused {bucket}/{path}: HTTP {status} {response.text[:200]}")
 

@@ -53,7 +53,6 @@ def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
         row["bucket"],
         row["path"],
         settings.ingest_max_bytes,
-        ctx.attempt,
         timeout=max(5.0, min(120.0, ctx.time_left())),
     )
     try:
@@ -207,9 +206,7 @@ def _write(ctx: JobContext, file_id: str, batch: list[Chunk], embedder: Any, siz
     if embedder is not None:
         for offset in range(0, len(rows), size):
             part = rows[offset : offset + size]
-            for row, vector in zip(
-                part, embedder.embed([r["content"] for r in part], ctx.attempt), strict=True
-            ):
+            for row, vector in zip(part, embedder.embed([r["content"] for r in part]), strict=True):
                 row["embedding"] = vector
     ctx.call("add_file_chunks", p_file_id=file_id, p_chunks=rows)
     return len(rows) if embedder is not None else 0

@@ -1,4 +1,6 @@
-"""How long a peer (Storage, the embeddings endpoint) is given before the next attempt."""
+"""How long a peer (Storage, the embeddings endpoint) asked to be given before the next attempt.
+Without one, a retry waits for the queue's own backoff (``job_retry_delay`` in SQL, with
+jitter); whatever a peer asks is capped by JOB_MAX_RETRY_DELAY_SECONDS."""
 
 from __future__ import annotations
 
@@ -6,13 +8,8 @@ import httpx
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """The peer's own Retry-After, in seconds, when it gave one."""
+    """The peer's own Retry-After, in seconds, when it gave one as a number."""
     try:
         return max(0.0, float(response.headers.get("retry-after", "")))
     except ValueError:
         return None
-
-
-def backoff(attempt: int) -> float:
-    """5 s, 10 s, 20 s ... capped at 10 minutes."""
-    return float(min(600, 5 * 2 ** max(0, attempt - 1)))
