@@ -107,3 +107,16 @@ def test_our_runner_first_then_the_cli_pushes_only_what_is_new(
             "select version, name from supabase_migrations.schema_migrations order by version"
         ).fetchall()
     assert rows[-1]["name"] == "add-thumbnails" and len(rows) == len(list(migrations.glob("*.sql")))
+
+
+@pytest.mark.parametrize("shape", ["uuid", "bigint"])
+def test_db_push_upgrades_a_seed_set_up_in_place(
+    cli: str, project: Path, empty_db: str, shape: str
+) -> None:
+    """The seed's own users upgrade with `supabase db push`, as the runbook taught them."""
+    from tests.test_upgrade_from_seed import SHAPES, _after_checks, _before, _seed
+
+    _seed(empty_db, SHAPES[shape])
+    expected = _before(empty_db, SHAPES[shape])
+    push(cli, project, empty_db)
+    _after_checks(empty_db, expected)

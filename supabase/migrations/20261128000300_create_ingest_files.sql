@@ -10,6 +10,9 @@
 set lock_timeout = '10s';
 set statement_timeout = '5min';
 
+-- A seed-runbook ingest_files table is set aside first; 000400 copies its rows back.
+select public.jobqueue_set_aside('ingest_files', 'text_content');
+
 create table if not exists public.ingest_files (
   id uuid primary key default gen_random_uuid(),
   bucket text not null,
