@@ -4,4 +4,4 @@ Kept free of imports so that each function's cold start loads only what it uses:
 never pay for a database driver.
 """
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"
