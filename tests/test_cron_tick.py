@@ -330,15 +330,36 @@ def test_scheduler_custom_input_is_the_body(
 ) -> None:
     handler = load_module("cron_tick", env, monkeypatch).lambda_handler
     assert handler({"iterations": 1, "delay": 0}, None)["calls"] == 1
-    invalid = handler({"iterations": "many"}, None)
+    with pytest.raises(Exception, match="bad_request") as raised:
+        handler({"iterations": "many"}, None)
+    invalid = json.loads(str(raised.value))
     assert invalid["error"] == "bad_request" and "iterations" in invalid["message"]
     assert len(worker.calls) == 1
 
 
-def test_direct_invocation_without_configuration_says_what_is_missing(monkeypatch: Any) -> None:
+def test_direct_invocation_without_configuration_raises_saying_what_is_missing(
+    monkeypatch: Any,
+) -> None:
+    """Raised, so Lambda counts a function error (Errors metric, Scheduler retries, DLQ)."""
     handler = load_module("cron_tick", {}, monkeypatch).lambda_handler
-    answer = handler({"source": "aws.events", "detail": {}}, None)
+    with pytest.raises(Exception, match="not_configured") as raised:
+        handler({"source": "aws.events", "detail": {}}, None)
+    answer = json.loads(str(raised.value))
     assert answer["error"] == "not_configured" and "WORKER_PULL_URL" in answer["message"]
+
+
+def test_a_direct_invocation_whose_every_call_failed_raises_the_summary(
+    monkeypatch: Any,
+) -> None:
+    env = {"JOB_WORKER_SECRET": WORKER_SECRET, "WORKER_PULL_URL": "http://127.0.0.1:9/"}
+    handler = load_module("cron_tick", env, monkeypatch).lambda_handler
+    with pytest.raises(Exception) as raised:
+        handler({"source": "aws.scheduler", "detail": {"iterations": 2, "delay": 0}}, None)
+    summary = json.loads(str(raised.value))
+    assert summary["calls"] == summary["errors"] > 0 and summary["stopped"] in (
+        "iterations",
+        "errors",
+    )
 
 
 def test_a_connection_closed_without_an_answer_is_retried_once(

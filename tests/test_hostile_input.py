@@ -115,11 +115,12 @@ def test_cron_tick_answers_malformed_events(monkeypatch: Any, event: Any) -> Non
         "WORKER_PULL_URL": "http://127.0.0.1:9/",
     }
     module = load_module("cron_tick", env, monkeypatch)
-    answer = module.lambda_handler(with_secret(event, "x-cron-secret", CRON_SECRET), None)
-    if "statusCode" in answer:  # an HTTP event
+    try:
+        answer = module.lambda_handler(with_secret(event, "x-cron-secret", CRON_SECRET), None)
+    except Exception as exc:  # a direct invocation with an invalid body raises its answer
+        assert json.loads(str(exc))["error"] == "bad_request", exc
+    else:  # an HTTP event
         assert answer["statusCode"] == 400, answer
-    else:  # a direct invocation: its body is invalid
-        assert answer["error"] == "bad_request", answer
 
 
 def test_valid_base64_body_is_decoded(db: str, monkeypatch: Any) -> None:

@@ -102,11 +102,12 @@ def test_tick_lines_carry_the_lambda_request_id(
     module = load_module("cron_tick", env, monkeypatch)
     context = SimpleNamespace(aws_request_id="req-abc-123")
     module.lambda_handler({"source": "aws.scheduler", "detail": {"iterations": 1}}, context)
-    module.lambda_handler({"iterations": "many"}, context)
+    with pytest.raises(Exception, match="bad_request"):
+        module.lambda_handler({"iterations": "many"}, context)
     logged = lines(capsys)
     [tick] = [line for line in logged if line["message"] == "cron tick finished"]
     assert tick["request_id"] == "req-abc-123" and tick["stopped"] == "queue_empty"
-    [refused] = [line for line in logged if "refused" in line["message"]]
+    [refused] = [line for line in logged if "direct invocation failed" in line["message"]]
     assert refused["request_id"] == "req-abc-123" and "iterations" in refused["reason"]
 
 

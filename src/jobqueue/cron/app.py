@@ -6,6 +6,7 @@ cold-start path every minute, and a module that imports fast keeps that cheap.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from jobqueue import log
@@ -17,6 +18,10 @@ if TYPE_CHECKING:
     from jobqueue.cron.models import TickRequest
     from jobqueue.cron.service import CronService
     from jobqueue.settings import CronSettings
+
+
+class DirectInvocationFailed(Exception):
+    """A direct (EventBridge, Scheduler) invocation failed; the message is its JSON answer."""
 
 
 class CronApp:
@@ -64,18 +69,27 @@ class CronApp:
             self._service = None
 
     def handle_event(self, event: Any, context: Any) -> dict[str, Any]:
-        """A Lambda event: HTTP (a proxy response) or a direct invocation (the summary)."""
+        """A Lambda event: HTTP (a proxy response) or a direct invocation (the summary).
+
+        A direct invocation that cannot run, or whose every worker_pull call failed, raises
+        :class:`DirectInvocationFailed` (its message the JSON answer), so Lambda counts a
+        function error: its Errors metric, the Scheduler's retry policy and dead-letter queue
+        see what a returned value would hide."""
         if is_http_event(event):
             return handle_event(self.endpoint, event, context)
         with log.request_context(request_ids(context)):
             answer = self.invoke_direct(event)
-            if "error" in answer:
+            failed = "error" in answer or (
+                answer.get("calls", 0) > 0 and answer.get("errors") == answer.get("calls")
+            )
+            if failed:
                 log.log_event(
-                    "WARNING",
-                    "cron_tick direct invocation refused",
-                    error=answer["error"],
+                    "ERROR",
+                    "cron_tick direct invocation failed",
+                    error=answer.get("error", "every worker_pull call failed"),
                     reason=answer.get("message"),
                 )
+                raise DirectInvocationFailed(json.dumps(answer, separators=(",", ":")))
             return answer
 
     def invoke_direct(self, event: Any) -> dict[str, Any]:
