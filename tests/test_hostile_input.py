@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jobqueue.cron.app import DirectInvocationFailed
 from jobqueue.serving import serve
 from tests.support.functions import client, load_module
 
@@ -117,7 +118,7 @@ def test_cron_tick_answers_malformed_events(monkeypatch: Any, event: Any) -> Non
     module = load_module("cron_tick", env, monkeypatch)
     try:
         answer = module.lambda_handler(with_secret(event, "x-cron-secret", CRON_SECRET), None)
-    except Exception as exc:  # a direct invocation with an invalid body raises its answer
+    except DirectInvocationFailed as exc:  # a direct invocation with an invalid body
         assert json.loads(str(exc))["error"] == "bad_request", exc
     else:  # an HTTP event
         assert answer["statusCode"] == 400, answer

@@ -83,8 +83,8 @@ def test_a_500_logs_its_traceback_and_answers_none(
     assert response.status_code == 500
     assert "Traceback" not in response.get_data(as_text=True)
     logged = lines(capsys)
-    [failure] = [line for line in logged if "traceback" in line]
-    assert failure["level"] == "ERROR" and "Traceback" in failure["traceback"]
+    [failure] = [line for line in logged if "stack_trace" in line]
+    assert failure["level"] == "ERROR" and "Traceback" in failure["stack_trace"]
     assert any(line["message"] == "worker_pull answered 500" for line in logged)
 
 
@@ -153,3 +153,30 @@ def test_a_handler_logs_through_its_context_and_calls_sql_functions(
         1,
         320,
     )
+
+
+def test_lambda_lines_carry_powertools_fields_and_a_failed_job_its_reason(
+    db: str, conn: Conn, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=1")
+    module = load_module("worker_pull", {"JOB_WORKER_SECRET": "s", "DATABASE_URL": db}, monkeypatch)
+    import jobqueue.http.lambda_adapter as adapter
+
+    monkeypatch.setattr(adapter, "_cold", True)
+    insert_job(conn, "echo", {"fail_permanently": "the reason", "secret_input": "never-logged"})
+    context = SimpleNamespace(aws_request_id="req-1", function_name="worker-pull-fn")
+    event = {
+        "version": "2.0",
+        "requestContext": {"http": {"method": "POST"}},
+        "headers": {"x-job-worker-secret": "s"},
+        "body": "{}",
+    }
+    module.lambda_handler(event, context)
+    module.lambda_handler(event, SimpleNamespace(aws_request_id="req-2"))
+    logged = lines(capsys)
+    [finished] = [line for line in logged if line["message"] == "job finished"]
+    assert finished["service"] == "worker-pull-fn" and finished["cold_start"] is True
+    assert finished["function_request_id"] == "req-1" == finished["request_id"]
+    assert finished["xray_trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
+    assert finished["outcome"] == "failed" and "the reason" in finished["error"]
+    assert "never-logged" not in json.dumps(logged)

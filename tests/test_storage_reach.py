@@ -231,3 +231,27 @@ def test_missing_storage_configuration_fails_the_job_at_once_naming_the_variable
     assert reported["status"] == "failed" and reported["attempts"] == 1
     error = file_row(conn, file_id)["error"]
     assert ("SUPABASE_URL" if missing == "SUPABASE_URL" else "SUPABASE_SECRET_KEY") in error
+
+
+def test_the_health_check_says_which_handler_lacks_its_configuration(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.functions import client
+
+    bare = client("worker_pull", {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": db}, monkeypatch)
+    handlers = bare.get("/").get_json()["handlers"]
+    assert handlers["echo"] == {"configured": True}
+    assert handlers["ingest_file"]["configured"] is False
+    assert "SUPABASE_URL" in handlers["ingest_file"]["problem"]
+    full = client(
+        "worker_pull",
+        {
+            "JOB_WORKER_SECRET": SECRET,
+            "DATABASE_URL": db,
+            "SUPABASE_URL": "http://127.0.0.1:9",
+            "SUPABASE_SECRET_KEY": NEW_KEY,
+        },
+        monkeypatch,
+    )
+    assert full.get("/").get_json()["handlers"]["ingest_file"] == {"configured": True}
+    assert NEW_KEY not in str(full.get("/").get_json())

@@ -2,7 +2,9 @@
 
 Every line has ``severity`` (Cloud Logging's key) and ``level`` (CloudWatch's log-level
 filter), ``time`` as RFC 3339 in UTC, ``message``, and the ids of the request being served
-(``request_id`` on Lambda, ``logging.googleapis.com/trace`` on Cloud Run). The standard
+(``request_id`` on Lambda, with Powertools' ``service``, ``cold_start``,
+``function_request_id`` and ``xray_trace_id``; ``logging.googleapis.com/trace`` on Cloud Run).
+An error's traceback is in ``stack_trace``, where Cloud Error Reporting looks. The standard
 ``logging`` records of the libraries (httpx, psycopg, functions-framework) are written in the
 same format. Callers pass only identifiers and measurements, never secrets or job input.
 """
@@ -20,7 +22,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "jobqueue_log_context", default=MappingProxyType({})
 )
 
@@ -54,11 +56,11 @@ def log_event(severity: str, message: str, **fields: Any) -> None:
 
 def log_exception(message: str, **fields: Any) -> None:
     """An unexpected error with its traceback: in the log only, never in a response."""
-    write([record("ERROR", message, traceback=traceback.format_exc(), **fields)])
+    write([record("ERROR", message, stack_trace=traceback.format_exc(), **fields)])
 
 
 @contextmanager
-def request_context(ids: Mapping[str, str]) -> Iterator[None]:
+def request_context(ids: Mapping[str, Any]) -> Iterator[None]:
     """Every line written while a request is served quotes its ids."""
     token = _context.set(dict(ids))
     try:
@@ -74,7 +76,7 @@ class JsonHandler(logging.Handler):
         try:
             fields: dict[str, Any] = {"logger": entry.name}
             if entry.exc_info:
-                fields["traceback"] = "".join(traceback.format_exception(*entry.exc_info))
+                fields["stack_trace"] = "".join(traceback.format_exception(*entry.exc_info))
             write([record(_SEVERITY.get(entry.levelno, "DEFAULT"), entry.getMessage(), **fields)])
         except Exception:  # noqa: BLE001 - logging must never break the request
             self.handleError(entry)

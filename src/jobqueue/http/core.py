@@ -37,7 +37,7 @@ class HttpRequest:
     method: str
     headers: Mapping[str, str]
     read_body: Callable[[int], bytes]
-    context: Mapping[str, str] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -45,7 +45,7 @@ class HttpRequest:
         method: str,
         headers: Mapping[str, str],
         body: bytes,
-        context: Mapping[str, str] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> HttpRequest:
         return cls(method, headers, lambda limit: body[:limit], context or {})
 
@@ -127,14 +127,21 @@ class Endpoint(Generic[S, M]):
     secret_of: Callable[[S], str]
     parse: Callable[[dict[str, Any]], M]
     serve: Callable[[S, M], dict[str, Any]]
+    # More of the health check's answer, from configured settings (worker_pull: handlers).
+    describe: Callable[[S], dict[str, Any]] | None = None
 
     def health(self) -> dict[str, Any]:
         try:
-            self.load_settings()
-            configured = True
+            settings = self.load_settings()
         except NotConfigured:
-            configured = False
-        return {"status": "ok", "function": self.name, "configured": configured}
+            return {"status": "ok", "function": self.name, "configured": False}
+        answer = {"status": "ok", "function": self.name, "configured": True}
+        if self.describe is not None:
+            try:
+                answer |= self.describe(settings)
+            except Exception:  # noqa: BLE001 - a health check answers whatever happens
+                log.log_exception(f"{self.name}'s health check could not describe itself")
+        return answer
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         with log.request_context(request.context):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from typing import Any
 
 from jobqueue.http.core import BadRequest, Endpoint, HttpRequest, HttpResponse, error
@@ -28,9 +29,26 @@ def handle_event(endpoint: Endpoint[Any, Any], event: Any, context: Any) -> dict
     return to_proxy_response(endpoint.handle(request))
 
 
-def request_ids(context: Any) -> dict[str, str]:
+_cold = True
+
+
+def request_ids(context: Any) -> dict[str, Any]:
+    """What every log line of this invocation quotes, under AWS Lambda Powertools' names (so
+    its dashboards and queries work on our lines) and our own ``request_id``."""
+    global _cold
+    cold, _cold = _cold, False
+    ids: dict[str, Any] = {"cold_start": cold}
+    service = os.environ.get("POWERTOOLS_SERVICE_NAME") or getattr(context, "function_name", None)
+    if isinstance(service, str):
+        ids["service"] = service
     request_id = getattr(context, "aws_request_id", None)
-    return {"request_id": request_id} if isinstance(request_id, str) else {}
+    if isinstance(request_id, str):
+        ids["request_id"] = ids["function_request_id"] = request_id
+    trace = os.environ.get("_X_AMZN_TRACE_ID", "")
+    root = next((p[5:] for p in trace.split(";") if p.startswith("Root=")), None)
+    if root:
+        ids["xray_trace_id"] = root
+    return ids
 
 
 def from_event(event: Any, ids: dict[str, str] | None = None) -> HttpRequest:

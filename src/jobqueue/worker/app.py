@@ -55,6 +55,7 @@ class WorkerApp:
             secret_of=lambda s: s.job_worker_secret.get_secret_value(),
             parse=_parse,
             serve=self.serve,
+            describe=self.handlers,
         )
 
     def settings(self) -> WorkerSettings:
@@ -63,6 +64,21 @@ class WorkerApp:
 
             self._settings = settings.load(settings.WorkerSettings)
         return self._settings
+
+    def handlers(self, settings: WorkerSettings) -> dict[str, Any]:
+        """Each job type's own configuration: complete, or what is missing (never a value)."""
+        from jobqueue.worker.registry import registry
+
+        self._load_handlers(settings.job_handler_modules.split(","))
+        described = {}
+        for handler in registry.all():
+            problem = handler.problem()
+            described[handler.job_type] = (
+                {"configured": True}
+                if problem is None
+                else {"configured": False, "problem": problem}
+            )
+        return {"handlers": described}
 
     def serve(self, settings: WorkerSettings, request: PullRequest) -> dict[str, Any]:
         service: WorkerService | None = getattr(self._local, "service", None)

@@ -42,6 +42,13 @@ class Handler:
     job_type: str
     func: HandlerFunc
     timeout_seconds: float | None = None
+    # What is wrong with the handler's own configuration (a sentence naming the variable),
+    # or None: shown by worker_pull's health check, so a deployment fault is seen before
+    # any job fails of it.
+    check: Callable[[], str | None] | None = None
+
+    def problem(self) -> str | None:
+        return self.check() if self.check is not None else None
 
 
 class Registry:
@@ -49,12 +56,16 @@ class Registry:
         self._handlers: dict[str, Handler] = {}
 
     def register(
-        self, job_type: str, *, timeout_seconds: float | None = None
+        self,
+        job_type: str,
+        *,
+        timeout_seconds: float | None = None,
+        check: Callable[[], str | None] | None = None,
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         def decorate(func: HandlerFunc) -> HandlerFunc:
             if job_type in self._handlers and self._handlers[job_type].func is not func:
                 raise ValueError(f"a handler for job type {job_type!r} is already registered")
-            self._handlers[job_type] = Handler(job_type, func, timeout_seconds)
+            self._handlers[job_type] = Handler(job_type, func, timeout_seconds, check)
             return func
 
         return decorate
@@ -64,6 +75,9 @@ class Registry:
 
     def get(self, job_type: str) -> Handler | None:
         return self._handlers.get(job_type)
+
+    def all(self) -> list[Handler]:
+        return sorted(self._handlers.values(), key=lambda h: h.job_type)
 
 
 registry = Registry()

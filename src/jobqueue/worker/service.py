@@ -337,6 +337,8 @@ class _Call:
             outcome=status,
             accepted=finished.accepted if finished else False,
             duration_ms=duration_ms,
+            # Why it failed: the handler's error, never the job's input.
+            **({"error": error} if status != "done" and error else {}),
         )
 
 

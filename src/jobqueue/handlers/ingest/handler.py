@@ -32,7 +32,15 @@ BATCH = 200
 TEXT_CONTENT_LIMIT = 1024 * 1024
 
 
-@job_handler("ingest_file", timeout_seconds=600)
+def configuration_problem() -> str | None:
+    try:
+        ingest_settings().storage()
+    except NotConfigured as exc:
+        return str(exc)
+    return None
+
+
+@job_handler("ingest_file", timeout_seconds=600, check=configuration_problem)
 def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
     file_id = _file_id(input)
     rows = ctx.call("get_ingest_file", p_file_id=file_id)
