@@ -7,15 +7,16 @@
 #                          no functions-framework, Flask or gunicorn
 # usage: scripts/build-bundles.sh [OUT_DIR]      (default dist), from the repo root, after
 #        pip install -r requirements.txt (the pins are read from what that installed).
-# The zips are for this interpreter's Python minor version; LAMBDA_PYTHON_VERSION=3.13 builds
-# them for another (Lambda no longer creates python3.11 functions; same pins, that version's
-# wheels).
+# The zips are for the Python that infra/aws/template.yaml deploys (its PythonRuntime default),
+# whatever interpreter runs this script, so the zips and the template never disagree;
+# LAMBDA_PYTHON_VERSION=3.12 builds them for another (same pins, that version's wheels).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=${1:-dist}
 python=${PYTHON:-python3}
-version=${LAMBDA_PYTHON_VERSION:-$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')}
+template_runtime=$("$python" scripts/lib/bundle.py template-runtime infra/aws/template.yaml)
+version=${LAMBDA_PYTHON_VERSION:-$template_runtime}
 [[ $version =~ ^3\.[0-9]+$ ]] || { echo "build-bundles.sh: LAMBDA_PYTHON_VERSION must look like 3.13" >&2; exit 2; }
 minor=${version#*.}
 # The glibc of the Lambda runtime for this Python: 2.26 (Amazon Linux 2) up to 3.11, 2.34 after.
@@ -26,21 +27,10 @@ for glibc in $(seq 17 "$max_glibc"); do
   platforms+=(--platform "manylinux_2_${glibc}_x86_64")
 done
 
-# What of the jobqueue package each function leaves out: the other function's code and the
-# operator's tools (the CLI, the migration runner). The bundle tests exercise what remains.
-left_out() {
-  local tools='^jobqueue/(cli|migrate|serving|__main__)\.py$'
-  case $1 in
-    cron_tick) echo "$tools|^jobqueue/(store|worker|handlers|sql)/|^jobqueue/(storage|queries)\.py$" ;;
-    worker_pull) echo "$tools|^jobqueue/cron/" ;;
-  esac
-}
-
-copy_code() {  # copy_code FUNCTION DEST: main.py and what it needs of jobqueue, nothing cached
+copy_code() {  # copy_code FUNCTION DEST: main.py and exactly what it imports of jobqueue
   mkdir -p "$2"
   cp "functions/$1/main.py" "$2/main.py"
-  (cd src && find jobqueue -name '__pycache__' -prune -o -type f -print) \
-    | grep -Ev "$(left_out "$1")" | while read -r file; do
+  "$python" scripts/lib/bundle.py modules "functions/$1/main.py" | while read -r file; do
     mkdir -p "$2/$(dirname "$file")"
     cp "src/$file" "$2/$file"
   done
@@ -68,5 +58,5 @@ for function in cron_tick worker_pull; do
   rm -rf "${stage:?}/bin"
   "$python" scripts/lib/bundle.py zip "$stage" "$out/$function-lambda.zip"
   rm -rf "$stage"
-  echo "built $folder/ and $out/$function-lambda.zip"
+  echo "built $folder/ and $out/$function-lambda.zip (Lambda Python $version)"
 done

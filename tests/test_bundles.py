@@ -38,13 +38,148 @@ FUNCTIONS = ("cron_tick", "worker_pull")
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:test"
 
 
-@pytest.fixture(scope="module")
-def bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
+HOST_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _build(out: Path, python_version: str | None) -> Path:
+    env = {k: v for k, v in os.environ.items() if k != "LAMBDA_PYTHON_VERSION"}
+    if python_version:
+        env["LAMBDA_PYTHON_VERSION"] = python_version
     subprocess.run(
-        ["bash", "scripts/build-bundles.sh", str(out)], cwd=ROOT, check=True, capture_output=True
+        ["bash", "scripts/build-bundles.sh", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        env=env,
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def default_bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `scripts/build-bundles.sh` builds with no option: for the template's runtime."""
+    return _build(tmp_path_factory.mktemp("dist-default"), None)
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built for the interpreter here, so the tests can run the zips (LAMBDA_PYTHON_VERSION)."""
+    return _build(tmp_path_factory.mktemp("dist"), HOST_PYTHON)
+
+
+def _template_python() -> str:
+    import re
+
+    text = (ROOT / "infra" / "aws" / "template.yaml").read_text()
+    match = re.search(r"PythonRuntime:[^\n]*\n(?:\s+\w+:.*\n)*?\s+Default: python(3\.\d+)", text)
+    assert match is not None
+    return match.group(1)
+
+
+def test_the_default_zips_carry_only_wheels_for_the_templates_runtime(
+    default_bundles: Path,
+) -> None:
+    """Every compiled extension in each zip is tagged for the template's Python (cp313 for
+    python3.13), whatever Python ran the build."""
+    tag = "cpython-" + _template_python().replace(".", "")
+    for function in FUNCTIONS:
+        with zipfile.ZipFile(default_bundles / f"{function}-lambda.zip") as archive:
+            extensions = [n for n in archive.namelist() if n.endswith(".so") and ".cpython-" in n]
+            wheels = [n for n in archive.namelist() if n.endswith(".dist-info/WHEEL")]
+            tags = {
+                line.split(":", 1)[1].strip()
+                for name in wheels
+                for line in archive.read(name).decode().splitlines()
+                if line.startswith("Tag:")
+            }
+        assert extensions, f"{function}: expected compiled extensions (pydantic_core)"
+        assert all(tag in name for name in extensions), [n for n in extensions if tag not in n]
+        py = "cp" + _template_python().replace(".", "")
+        binary = {t for t in tags if not t.split("-")[0].startswith("py")}  # pure: any Python
+        assert binary and all(t.startswith(py + "-") or "-abi3-" in t for t in binary), binary
+
+
+# The allow-list derived from main.py's imports: exactly these modules of jobqueue, and every
+# one of them is imported by a test that runs the bundle.
+CRON_MODULES = {
+    "__init__",
+    "errors",
+    "jsonsafe",
+    "log",
+    "settings",
+    "supabase_keys",
+    "validation",
+    "cron/__init__",
+    "cron/app",
+    "cron/id_token",
+    "cron/models",
+    "cron/service",
+    "http/__init__",
+    "http/core",
+    "http/entry",
+    "http/flask_adapter",
+    "http/lambda_adapter",
+    "http/wsgi_guard",
+}
+WORKER_MODULES = {
+    "__init__",
+    "errors",
+    "jsonsafe",
+    "log",
+    "queries",
+    "settings",
+    "supabase_keys",
+    "validation",
+    "http/__init__",
+    "http/core",
+    "http/entry",
+    "http/flask_adapter",
+    "http/lambda_adapter",
+    "http/wsgi_guard",
+    "handlers/__init__",
+    "handlers/echo",
+    "handlers/ingest/__init__",
+    "handlers/ingest/chunks",
+    "handlers/ingest/detect",
+    "handlers/ingest/embed",
+    "handlers/ingest/extract",
+    "handlers/ingest/fetch",
+    "handlers/ingest/handler",
+    "handlers/ingest/retry",
+    "handlers/ingest/settings",
+    "handlers/ingest/storage_url",
+    "store/__init__",
+    "store/base",
+    "store/postgres",
+    "store/rest",
+    "worker/__init__",
+    "worker/app",
+    "worker/context",
+    "worker/guardian",
+    "worker/models",
+    "worker/registry",
+    "worker/runner",
+    "worker/service",
+}
+
+
+def test_each_bundle_holds_exactly_the_modules_its_function_imports(bundles: Path) -> None:
+    for function, expected in (("cron_tick", CRON_MODULES), ("worker_pull", WORKER_MODULES)):
+        for where in ("folder", "zip"):
+            if where == "folder":
+                root = bundles / function / "jobqueue"
+                files = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+            else:
+                with zipfile.ZipFile(bundles / f"{function}-lambda.zip") as archive:
+                    files = {
+                        n.removeprefix("jobqueue/")
+                        for n in archive.namelist()
+                        if n.startswith("jobqueue/") and not n.endswith("/")
+                    }
+            modules = {f.removesuffix(".py") for f in files if f.endswith(".py")}
+            data = {f for f in files if not f.endswith(".py")}
+            assert modules == expected, (function, where, modules ^ expected)
+            assert data == ({"sql/queries.sql"} if function == "worker_pull" else set())
 
 
 def test_each_source_folder_has_main_and_pinned_requirements(bundles: Path) -> None:
@@ -63,7 +198,6 @@ def test_each_source_folder_has_main_and_pinned_requirements(bundles: Path) -> N
         if function == "cron_tick":
             assert not names & {"psycopg", "psycopg-binary", "supabase", "postgrest", "storage3"}
             assert not (folder / "jobqueue" / "store").exists(), "no queue store in cron_tick"
-        assert not (folder / "jobqueue" / "cli.py").exists(), "no operator tools in a bundle"
 
 
 def test_lambda_zips_hold_no_web_framework_and_cron_no_database_driver(bundles: Path) -> None:
@@ -150,7 +284,12 @@ def test_source_folders_serve_and_process_jobs(
     worker_env = {"JOB_WORKER_SECRET": WORKER_SECRET, "DATABASE_URL": db}
     with serve_folder(venvs["worker_pull"], worker_env, tmp_path / "w.log") as worker:
         health = httpx.get(worker).json()
-        assert health == {"status": "ok", "function": "worker_pull", "configured": True}
+        assert {k: health[k] for k in ("status", "function", "configured")} == {
+            "status": "ok",
+            "function": "worker_pull",
+            "configured": True,
+        }
+        assert health["handlers"]["echo"] == {"configured": True}
         cron_env = {
             "CRON_SECRET": CRON_SECRET,
             "JOB_WORKER_SECRET": WORKER_SECRET,
