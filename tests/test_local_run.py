@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 def start(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env = dict(os.environ)
+    # A hosted project's URL in the environment, as the runbook has users keep it: ignored.
+    env["DATABASE_URL"] = "postgresql://nobody:x@db.invalid:5432/hosted"
     env["COLUMNS"] = "200"
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -92,3 +94,25 @@ def test_up_processes_every_sample_then_stops_cleanly_and_restarts_fast(tmp_path
     assert "(reused)" in text and second.returncode == 0
     assert took < 30
     assert descendants_and_postgres(second.pid, data_dir) == []
+
+
+def test_up_never_writes_where_the_environment_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DATABASE_URL and .env.local name a hosted project: `up` ignores them, and a non-local
+    --database-url needs --yes; nothing is contacted before that answer."""
+    from jobqueue.cli import main
+
+    hosted = (
+        "postgresql://postgres.ref:Pa55-hidden@aws-0-us-west-1.pooler.supabase.com:6543/postgres"
+    )
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env.local").write_text(f"DATABASE_URL='{hosted}'\n")
+    assert main(["--database-url", hosted, "up", "--data-dir", str(tmp_path / "d")]) == 2
+    _, err = capsys.readouterr()
+    assert "pooler.supabase.com" in err and "--yes" in err and "Pa55" not in err
+    from jobqueue.local.database import describe, is_local
+
+    assert is_local("postgresql://u@127.0.0.1:5432/x") and is_local("host=/tmp dbname=x")
+    assert not is_local(hosted)
+    assert describe(hosted) == "database postgres on aws-0-us-west-1.pooler.supabase.com:6543"

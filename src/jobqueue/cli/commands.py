@@ -392,6 +392,12 @@ def migrate(settings: Settings, dry_run: bool) -> None:
 )
 @click.option("--exit-when-done", is_flag=True, help="stop once every sample is processed")
 @click.option(
+    "--yes",
+    is_flag=True,
+    help="with --database-url naming a database on another host: yes, migrate it and upload "
+    "the samples into it",
+)
+@click.option(
     "--record",
     type=click.Path(dir_okay=False, path_type=Path),
     help="save what the screen showed as SVG",
@@ -404,10 +410,19 @@ def up(
     samples: Path | None,
     exit_when_done: bool,
     record: Path | None,
+    yes: bool,
 ) -> None:
     """Run the whole pipeline here: database, Storage, both functions, a scheduler, and sample
-    uploads processed before your eyes. With DATABASE_URL set, that database is used."""
+    uploads processed before your eyes. Its own embedded database, unless --database-url
+    (before `up`) names another: DATABASE_URL and .env.local, which usually name a hosted
+    project, are never used for it."""
+    from jobqueue.local.database import describe, is_local
     from jobqueue.local.run import Options, run
 
-    explicit = ctx.find_root().params.get("database_url") or setting("DATABASE_URL")
+    explicit = ctx.find_root().params.get("database_url")
+    if explicit and not is_local(explicit) and not yes:
+        raise click.UsageError(
+            f"{describe(explicit)} is not on this machine: `up` would migrate it and upload "
+            "its samples into it. Add --yes if that is what you want."
+        )
     run(Options(data_dir, explicit, period, samples, exit_when_done, record))

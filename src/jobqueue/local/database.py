@@ -1,5 +1,6 @@
-"""The database of a local run: ``DATABASE_URL`` when set, else an embedded PostgreSQL
-(pgserver, pip-installed) whose data lives in a folder of the project, reused from run to run."""
+"""The database of a local run: an embedded PostgreSQL (pgserver, pip-installed) whose data
+lives in a folder of the project, reused from run to run; or the one ``--database-url`` names on
+the command line (never DATABASE_URL or .env.local, which usually name a hosted project)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,37 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _params(dsn: str) -> dict[str, str]:
+    from psycopg.conninfo import conninfo_to_dict
+
+    return {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+
+
+def describe(dsn: str) -> str:
+    """Which database, on which host: never the password."""
+    params = _params(dsn)
+    host = params.get("host") or "the local socket"
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"database {params.get('dbname', params.get('user', 'postgres'))} on {host}{port}"
+
+
+def is_local(dsn: str) -> bool:
+    """A database on this machine: a socket, localhost or a loopback address."""
+    hosts = (_params(dsn).get("host") or "").split(",")
+    return all(
+        not host
+        or host.startswith("/")
+        or host in ("localhost", "127.0.0.1", "::1")
+        or host.startswith("127.")
+        for host in hosts
+    )
+
+
 @contextmanager
 def local_database(database_url: str | None, data_dir: Path) -> Iterator[tuple[str, str]]:
     """(DSN, a description for the screen); the embedded server stops when the block ends."""
     if database_url:
-        yield database_url, "DATABASE_URL"
+        yield database_url, f"{describe(database_url)} (from --database-url)"
         return
     try:
         import pgserver
