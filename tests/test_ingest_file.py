@@ -241,7 +241,7 @@ def test_embeddings_are_stored_and_a_retry_mid_file_leaves_no_duplicate(
     assert file_row(conn, file_id)["metadata"]["embedded_chunks"] == len(stored)
 
 
-@pytest.mark.parametrize(("status", "outcome"), [(400, "failed"), (401, "failed"), (429, "queued")])
+@pytest.mark.parametrize(("status", "outcome"), [(400, "failed"), (401, "failed"), (503, "queued")])
 def test_embedding_errors_fail_or_retry_by_status(
     worker: Any,
     conn: Conn,
@@ -256,6 +256,41 @@ def test_embedding_errors_fail_or_retry_by_status(
     app = worker(EMBEDDINGS_URL=httpserver.url_for("/v1"), EMBEDDINGS_MODEL="m")
     [reported] = run(app)
     assert reported["status"] == outcome and str(status) in reported["error"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "paused_for"),
+    [
+        ({"Retry-After": "3"}, 3),
+        ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"}, 360),
+        ({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1m30s"}, 90),
+        ({}, 60),
+    ],
+)
+def test_a_429_pauses_the_key_for_every_instance_and_snoozes_the_job(
+    worker: Any,
+    conn: Conn,
+    storage: Storage,
+    embeddings: Embeddings,
+    httpserver: HTTPServer,
+    headers: dict[str, str],
+    paused_for: int,
+) -> None:
+    upload(conn, storage, "e.txt", b"some text to embed")
+    embeddings.script = [(429, headers)]
+    app = worker(EMBEDDINGS_URL=httpserver.url_for("/v1"), EMBEDDINGS_MODEL="m")
+    [reported] = run(app)
+    assert reported["status"] == "queued" and reported["snoozed"] is True
+    row = job(conn, reported["id"])
+    assert (row["attempts"], row["max_attempts"]) == (1, 6), "a rate limit costs no attempt"
+    paused = conn.execute(
+        "select extract(epoch from paused_until - now()) as s from rate_limits"
+        " where key = 'embeddings:m'"
+    ).fetchone()["s"]
+    assert paused_for - 2 < float(paused) <= paused_for
+    # Every instance's next acquire for the key waits for the pause's end.
+    other = conn.execute("select acquire_rate('embeddings:m') > now() as waits").fetchone()
+    assert other["waits"] is True
 
 
 def test_a_reupload_with_the_same_bytes_reuses_the_work(

@@ -32,6 +32,7 @@ MAX_ANSWER_BYTES = 4 * 1024 * 1024
 class _Job(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     status: str | None = None
+    snoozed: bool = False
 
 
 class _Answer(BaseModel):
@@ -49,6 +50,7 @@ class CallResult:
     processed: int = 0
     succeeded: int = 0
     failed: int = 0
+    snoozed: int = 0
     queue_empty: bool = False
 
 
@@ -82,7 +84,7 @@ class CronService:
         started = self._clock()
         budget_ends = started + self._settings.cron_tick_budget_seconds
         body = {} if request.max_jobs is None else {"max_jobs": request.max_jobs}
-        calls = processed = succeeded = failed = errors = errors_in_a_row = 0
+        calls = processed = succeeded = failed = snoozed = errors = errors_in_a_row = 0
         stopped = "iterations"
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         async with httpx.AsyncClient(limits=limits) as client:
@@ -103,6 +105,7 @@ class CronService:
                     processed += result.processed
                     succeeded += result.succeeded
                     failed += result.failed
+                    snoozed += result.snoozed
                     errors += 0 if result.ok else 1
                     errors_in_a_row = 0 if result.ok else errors_in_a_row + 1
                 if any(result.queue_empty for result in results):
@@ -117,6 +120,7 @@ class CronService:
             "processed": processed,
             "succeeded": succeeded,
             "failed": failed,
+            "snoozed": snoozed,
             "errors": errors,
             "stopped": stopped,
             "duration_ms": round((self._clock() - started) * 1000.0, 1),
@@ -147,7 +151,11 @@ class CronService:
             ok=True,
             processed=answer.processed,
             succeeded=sum(1 for job in answer.jobs if job.status == "done"),
-            failed=sum(1 for job in answer.jobs if job.status in ("failed", "queued")),
+            # A snoozed job waits for its time; it is not a failed attempt.
+            failed=sum(
+                1 for job in answer.jobs if job.status in ("failed", "queued") and not job.snoozed
+            ),
+            snoozed=sum(1 for job in answer.jobs if job.snoozed),
             queue_empty=answer.queue_empty,
         )
 

@@ -47,6 +47,8 @@ class Outcome:
     error: str | None = None
     permanent: bool = False
     retry_in_ms: int | None = None
+    # A snooze: back to the queue for this long, not a failed attempt.
+    snooze_ms: int | None = None
     duration_ms: float = field(default=0.0, compare=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -58,6 +60,8 @@ class Outcome:
             item["permanent"] = self.permanent
             if self.retry_in_ms is not None:
                 item["retry_in_ms"] = self.retry_in_ms
+            if self.snooze_ms is not None:
+                item["snooze_ms"] = self.snooze_ms
         return item
 
 

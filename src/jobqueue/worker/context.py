@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from jobqueue import log
@@ -82,6 +83,24 @@ class JobContext:
             time.sleep(max(0.0, min(left, nap)))
         self.check_deadline()
 
+    def acquire(self, key: str, requests: int = 1, tokens: int = 0) -> None:
+        """Starts ``requests`` requests and ``tokens`` tokens under ``key``'s limits, which
+        every worker shares (``rate_limits``; a key without a row has none). A short wait
+        (at most ``SHORT_WAIT_SECONDS`` and within the handler's time) is slept here; a longer
+        one snoozes the job until the budget has room, which costs no attempt. Asking for more
+        than a whole minute's budget raises the database's error."""
+        from jobqueue.worker.registry import SnoozeJob
+
+        while True:
+            rows = self.call("acquire_rate", p_key=key, p_requests=requests, p_tokens=tokens)
+            ready = _instant(rows[0]["value"] if rows else None)
+            if ready is None:
+                return
+            wait = max(0.0, (ready - datetime.now(UTC)).total_seconds())
+            if wait > SHORT_WAIT_SECONDS or wait > self.time_left() - self.lease_margin:
+                raise SnoozeJob(wait, f"rate limit {key}: budget spent, back in {wait:.1f} s")
+            self.sleep(wait + 0.01)
+
     def extend_lease(self, seconds: int | None = None) -> bool:
         """Keeps the job leased ``seconds`` more (default JOB_LEASE_SECONDS) and moves the
         deadline with it; false once the lease is lost to another worker."""
@@ -91,6 +110,17 @@ class JobContext:
         renewed = time.monotonic() + seconds - self.lease_margin
         self.deadline = max(self.deadline, min(self.limit_at, renewed))
         return True
+
+
+# The longest wait for a rate budget a handler spends asleep; longer ones snooze the job.
+SHORT_WAIT_SECONDS = 5.0
+
+
+def _instant(value: Any) -> datetime | None:
+    """A timestamptz from either store: a datetime (psycopg) or ISO text (PostgREST)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def _is_json(value: Any) -> bool:

@@ -28,6 +28,16 @@ class PermanentJobError(Exception):
     """The job can never succeed (bad input, missing object): fail it now, with no retry."""
 
 
+class SnoozeJob(Exception):
+    """Not now, and not a failure: the job goes back to the queue for ``seconds`` without
+    spending an attempt (a provider's rate limit, a resource that is not ready yet). A job may
+    snooze at most 1,000 times; then it fails for good, saying so."""
+
+    def __init__(self, seconds: float, reason: str = "snoozed") -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+
+
 class RetryJobError(Exception):
     """Retry after ``retry_in_seconds`` (e.g. a peer's Retry-After), capped by
     JOB_MAX_RETRY_DELAY_SECONDS; with None, after the queue's own backoff (with jitter)."""

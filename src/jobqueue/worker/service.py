@@ -26,7 +26,7 @@ from jobqueue.store.base import ClaimedJob, Finished, Outcome, QueueStore, Rejec
 from jobqueue.worker.context import JobContext, JobTimeout
 from jobqueue.worker.guardian import Guardian
 from jobqueue.worker.models import PullRequest
-from jobqueue.worker.registry import PermanentJobError, Registry, RetryJobError
+from jobqueue.worker.registry import PermanentJobError, Registry, RetryJobError, SnoozeJob
 from jobqueue.worker.runner import run_with_limit
 
 # A job slower than this makes the rest of its batch go back to the queue for other workers.
@@ -234,6 +234,9 @@ class _Call:
             outcome = Outcome(job, ok=False, error=f"timeout: {exc}")
         except PermanentJobError as exc:
             outcome = Outcome(job, ok=False, permanent=True, error=_describe(exc))
+        except SnoozeJob as exc:
+            snooze_ms = _retry_ms(exc.seconds, MAX_SNOOZE_SECONDS)
+            outcome = Outcome(job, ok=False, error=_describe(exc), snooze_ms=snooze_ms or 0)
         except RetryJobError as exc:
             outcome = Outcome(
                 job,
@@ -318,16 +321,18 @@ class _Call:
         status = finished.status if finished else "unknown"
         error = finished.error if finished else outcome.error
         duration_ms = round(outcome.duration_ms, 3)
-        self.reported.append(
-            {
-                "id": job.id,
-                "type": job.type,
-                "status": status,
-                "attempts": job.attempt,
-                "error": error,
-                "duration_ms": duration_ms,
-            }
-        )
+        snoozed = outcome.snooze_ms is not None and status == "queued"
+        entry: dict[str, Any] = {
+            "id": job.id,
+            "type": job.type,
+            "status": status,
+            "attempts": job.attempt,
+            "error": None if snoozed else error,
+            "duration_ms": duration_ms,
+        }
+        if snoozed:
+            entry["snoozed"] = True
+        self.reported.append(entry)
         return log.record(
             "INFO" if status == "done" else "WARNING",
             "job finished",
@@ -340,6 +345,10 @@ class _Call:
             # Why it failed: the handler's error, never the job's input.
             **({"error": error} if status != "done" and error else {}),
         )
+
+
+# A snooze is capped like the database caps it: a day (CONTRACT: snooze_ms up to 86,400,000).
+MAX_SNOOZE_SECONDS = 86_400.0
 
 
 def _retry_ms(seconds: float | None, cap_seconds: float) -> int | None:

@@ -142,6 +142,7 @@ def _chunks_and_text(
             str(settings.embeddings_url),
             str(settings.embeddings_model),
             key.get_secret_value() if key else None,
+            ctx,
         )
     kept: list[str] = []
     kept_chars = characters = words = 0
