@@ -133,7 +133,8 @@ def file_row(conn: Conn, file_id: str) -> dict[str, Any]:
 
 def chunks(conn: Conn, file_id: str) -> list[dict[str, Any]]:
     return conn.execute(
-        "select chunk_index, content, start_char, embedding from file_chunks"
+        "select chunk_index, content, start_char, embedding::real[] as embedding,"
+        " embedding_model from file_chunks"
         " where file_id = %s order by chunk_index",
         (file_id,),
     ).fetchall()

@@ -14,7 +14,6 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -74,17 +73,33 @@ def _call(dsn: str, name: str, args: dict[str, Any]) -> Any:
             raise _NotInSchemaCache(name)
         returns_set, arg_names, arg_types = proc
         types = dict(zip(arg_names or [], arg_types, strict=False))
-        params = {k: Jsonb(v) if types.get(k) in ("jsonb", "json") else v for k, v in args.items()}
+        # As PostgREST does: the JSON body becomes a record typed by the function's own
+        # argument types (json_to_record), so a JSON array is a vector, an array or jsonb as
+        # the function declares.
+        if any(k not in types for k in args):  # PostgREST finds no function of those names
+            raise _NotInSchemaCache(f"{name}({', '.join(args)})")
+        given = list(args)
+        record = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(k), sql.SQL(types[k])) for k in given
+        )
         call = sql.SQL("public.{}({})").format(
             sql.Identifier(name),
             sql.SQL(", ").join(
-                sql.SQL("{} => {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in params
+                sql.SQL("{} => _.{}").format(sql.Identifier(k), sql.Identifier(k)) for k in given
             ),
         )
+        source = (
+            sql.SQL("json_to_record(%(body)s::json) as _({})").format(record)
+            if given
+            else sql.SQL("(select 1) as _")
+        )
         if returns_set:
-            query = sql.SQL("select coalesce(jsonb_agg(to_jsonb(r)), '[]') from {} r").format(call)
+            query = sql.SQL(
+                "select coalesce(jsonb_agg(to_jsonb(r)), '[]') from {}, lateral {} r"
+            ).format(source, call)
         else:
-            query = sql.SQL("select to_jsonb({})").format(call)
+            query = sql.SQL("select to_jsonb({}) from {}").format(call, source)
+        params = {"body": json.dumps({k: args[k] for k in given})}
         with conn.transaction():
             conn.execute("set local role service_role")
             row = conn.execute(query, params).fetchone()

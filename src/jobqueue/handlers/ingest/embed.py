@@ -76,7 +76,7 @@ class Embedder:
     ) -> None:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
-        self._model = model
+        self.model = model
         self._key = rate_key(model)
         self._ctx = ctx
 
@@ -90,7 +90,7 @@ class Embedder:
         self._ctx.acquire(self._key, requests=1, tokens=estimate)
         try:
             response = self._client.post(
-                "/embeddings", json={"model": self._model, "input": list(texts)}
+                "/embeddings", json={"model": self.model, "input": list(texts)}
             )
         except httpx.HTTPError as exc:
             raise RetryJobError(f"embeddings endpoint unreachable: {type(exc).__name__}") from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ def download(
     path: str,
     max_bytes: int,
     timeout: float,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> Downloaded:
     try:
         url = object_url(supabase_url, bucket, path)
@@ -70,6 +72,8 @@ def download(
                     raise PermanentJobError(_too_big(bucket, path, size, max_bytes))
                 digest.update(block)
                 target.write(block)
+                if progress is not None:
+                    progress(size, declared or None)
         target.close()
         return Downloaded(Path(target.name), size, digest.hexdigest())
     except httpx.TimeoutException:

@@ -14,6 +14,7 @@ embeddings endpoint configured, embeddings.
 from __future__ import annotations
 
 import mimetypes
+import time
 import uuid
 from typing import Any
 
@@ -55,6 +56,8 @@ def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
         # deployment is fixed, instead of every attempt being spent on the same fault.
         raise PermanentJobError(str(exc)) from None
     name = f"{row['bucket']}/{row['path']}"
+    progress = Progress(ctx, file_id)
+    progress.report("downloading", 0, None, force=True)
     got = download(
         supabase_url,
         key,
@@ -62,7 +65,9 @@ def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
         row["path"],
         settings.ingest_max_bytes,
         timeout=max(5.0, min(120.0, ctx.time_left())),
+        progress=lambda done, total: progress.report("downloading", done, total),
     )
+    progress.report("extracting", 0, None, force=True)
     try:
         metadata: dict[str, Any] = {"size_bytes": got.size, "sha256": got.sha256}
         [duplicate] = ctx.call(
@@ -90,7 +95,7 @@ def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
             try:
                 limits = Limits(expanded_bytes=settings.ingest_max_expanded_bytes)
                 pieces = extract(got.path, detected, name, facts, limits)
-                text = _chunks_and_text(ctx, settings, file_id, name, pieces, metadata)
+                text = _chunks_and_text(ctx, settings, file_id, name, pieces, metadata, progress)
             except (CorruptFile, PermanentJobError) as exc:
                 # A file that fails for good keeps none of the chunks written before the fault.
                 ctx.call("clear_file_chunks", p_file_id=file_id)
@@ -130,6 +135,7 @@ def _chunks_and_text(
     name: str,
     pieces: Any,
     metadata: dict[str, Any],
+    progress: Progress,
 ) -> str:
     """Writes the chunks in batches; returns the text to store (its first MiB); counts
     characters and words into ``metadata``."""
@@ -185,6 +191,7 @@ def _chunks_and_text(
                 embedded += _write(ctx, file_id, batch, embedder, settings.embeddings_batch)
                 total += len(batch)
                 batch = []
+                progress.report("embedding" if embedder else "chunking", total, None)
                 _keep_going(ctx)
         if batch:
             embedded += _write(ctx, file_id, batch, embedder, settings.embeddings_batch)
@@ -215,10 +222,38 @@ def _write(ctx: JobContext, file_id: str, batch: list[Chunk], embedder: Any, siz
     if embedder is not None:
         for offset in range(0, len(rows), size):
             part = rows[offset : offset + size]
-            for row, vector in zip(part, embedder.embed([r["content"] for r in part]), strict=True):
+            vectors = embedder.embed([r["content"] for r in part])
+            for row, vector in zip(part, vectors, strict=True):
                 row["embedding"] = vector
+                row["model"] = embedder.model
     ctx.call("add_file_chunks", p_file_id=file_id, p_chunks=rows)
     return len(rows) if embedder is not None else 0
+
+
+class Progress:
+    """The file's stage and progress on its ingest_files row, for a client watching it
+    (Supabase Realtime): written at each new stage and at most a few times a second."""
+
+    EVERY_SECONDS = 0.25
+
+    def __init__(self, ctx: JobContext, file_id: str) -> None:
+        self._ctx = ctx
+        self._file_id = file_id
+        self._stage = ""
+        self._last = 0.0
+
+    def report(self, stage: str, done: int, total: int | None, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and stage == self._stage and now - self._last < self.EVERY_SECONDS:
+            return
+        self._stage, self._last = stage, now
+        self._ctx.call(
+            "set_ingest_progress",
+            p_file_id=self._file_id,
+            p_stage=stage,
+            p_done=done,
+            p_total=total,
+        )
 
 
 def _reuse(
