@@ -315,3 +315,71 @@ def test_odd_values_are_exit_2_with_a_clear_line(
     assert main(["--database-url", db, *args]) == 2
     _, err = capsys.readouterr()
     assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_limits_set_list_pause_resume(capsys: pytest.CaptureFixture[str], db: str) -> None:
+    run(
+        capsys,
+        db,
+        "limits",
+        "set",
+        "embeddings:m",
+        "--requests-per-minute",
+        "3000",
+        "--tokens-per-minute",
+        "1000000",
+        "--max-running",
+        "8",
+    )
+    [row] = run(capsys, db, "limits", "list")
+    assert (row["key"], row["requests_per_minute"], row["max_running"]) == ("embeddings:m", 3000, 8)
+    paused = run(capsys, db, "limits", "pause", "embeddings:m", "--for", "10m")
+    assert paused["paused_until"] is not None
+    assert run(capsys, db, "limits", "list")[0]["paused_until"] is not None
+    run(capsys, db, "limits", "resume", "embeddings:m")
+    assert run(capsys, db, "limits", "list")[0]["paused_until"] is None
+    assert main(["--database-url", db, "limits", "set", "k", "--max-running", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert run(capsys, db, "limits", "list")[0]["key"] == "embeddings:m"  # nothing changed
+
+
+def test_search_embeds_the_question_and_prints_the_best_chunks(
+    capsys: pytest.CaptureFixture[str],
+    db: str,
+    conn: Conn,
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, vector in (("east", [1.0, 0.0]), ("north", [0.0, 1.0])):
+        row = conn.execute(
+            "insert into ingest_files (bucket, path, status) values ('uploads', %s, 'processed')"
+            " returning id::text",
+            (f"{name}.txt",),
+        ).fetchone()
+        conn.execute(
+            "select add_file_chunks(%s, %s::jsonb)",
+            (
+                row["id"],
+                json.dumps(
+                    [
+                        {
+                            "index": 0,
+                            "start": 0,
+                            "content": f"{name} text",
+                            "embedding": vector,
+                            "model": "m",
+                        }
+                    ]
+                ),
+            ),
+        )
+    httpserver.expect_request("/v1/embeddings", method="POST").respond_with_json(
+        {"data": [{"index": 0, "embedding": [0.9, 0.1]}], "usage": {"total_tokens": 3}}
+    )
+    monkeypatch.setenv("EMBEDDINGS_URL", httpserver.url_for("/v1"))
+    monkeypatch.setenv("EMBEDDINGS_MODEL", "m")
+    found = run(capsys, db, "search", "which way is the sunrise?", "--count", "2")
+    assert [f["file"] for f in found] == ["uploads/east.txt", "uploads/north.txt"]
+    assert found[0]["similarity"] > found[1]["similarity"]
+    queued = run(capsys, db, "reembed", "--model", "new-model")
+    assert queued == {"queued": 2}

@@ -239,3 +239,20 @@ def test_cron_tick_counts_snoozed_jobs_apart_from_failed_ones(
             timeout=60,
         ).json()
     assert (summary["snoozed"], summary["failed"], summary["processed"]) == (3, 1, 4)
+
+
+def test_the_status_view_names_a_paused_key_and_a_full_one_with_jobs_waiting(
+    conn: Conn,
+) -> None:
+    conn.execute("select pause_rate_limit('embeddings:m', now() + interval '1 hour')")
+    conn.execute("select set_rate_limit('one', p_max_running => 1)")
+    insert_job(conn, "echo", concurrency_key="one")
+    claim(conn)  # 'one' is now at its max_running
+    old = datetime.now(UTC) - timedelta(minutes=20)
+    insert_job(conn, "echo", concurrency_key="embeddings:m", run_at=old)
+    insert_job(conn, "echo", concurrency_key="one", run_at=old)
+    problems = conn.execute("select problems from job_processing_status").fetchone()["problems"]
+    paused = [p for p in problems if "embeddings:m" in p]
+    full = [p for p in problems if "rate key one" in p]
+    assert paused and "paused until" in paused[0] and "resume_rate_limit" in paused[0]
+    assert full and "max_running (1)" in full[0]

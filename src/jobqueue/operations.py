@@ -115,3 +115,75 @@ def register_upload(conn: Conn, bucket: str, path: str, content_type: str | None
 def purge(conn: Conn, older_than: timedelta) -> int:
     row = conn.execute("select public.purge_finished_jobs(%s) as n", (older_than,)).fetchone()
     return int(row["n"]) if row else 0
+
+
+def list_limits(conn: Conn) -> list[dict[str, Any]]:
+    """Every rate key with its limits, pause, running jobs and the last minute's usage."""
+    return conn.execute(
+        "select r.key, r.requests_per_minute, r.tokens_per_minute, r.max_running,"
+        " case when r.paused_until > now() then r.paused_until end as paused_until,"
+        " (select count(*) from public.jobs j where j.status = 'running'"
+        "    and j.concurrency_key = r.key) as running,"
+        " (select count(*) from public.jobs j where j.status = 'queued'"
+        "    and j.concurrency_key = r.key) as queued,"
+        " (select coalesce(sum(u.requests), 0) from public.rate_limit_usage u where u.key = r.key"
+        "    and u.second > extract(epoch from now()) - 61) as requests_last_minute,"
+        " (select coalesce(sum(u.tokens), 0) from public.rate_limit_usage u where u.key = r.key"
+        "    and u.second > extract(epoch from now()) - 61) as tokens_last_minute"
+        " from public.rate_limits r order by r.key"
+    ).fetchall()
+
+
+def set_limit(
+    conn: Conn, key: str, requests: int | None, tokens: int | None, running: int | None
+) -> dict[str, Any]:
+    row = conn.execute(
+        "select (public.set_rate_limit(%s, %s, %s, %s)).*", (key, requests, tokens, running)
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def pause_limit(conn: Conn, key: str, until: datetime) -> datetime:
+    row = conn.execute("select public.pause_rate_limit(%s, %s) as until", (key, until)).fetchone()
+    assert row is not None
+    return row["until"]  # type: ignore[no-any-return]
+
+
+def resume_limit(conn: Conn, key: str) -> None:
+    conn.execute("select public.resume_rate_limit(%s)", (key,))
+
+
+def search(
+    conn: Conn, vector: Sequence[float], count: int, model: str | None, filters: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The nearest chunks, with their file's bucket and path."""
+    kind = conn.execute("select public.chunk_embedding_type() as t").fetchone()
+    literal = (
+        "[" + ",".join(map(str, vector)) + "]"
+        if kind and kind["t"] != "real[]"
+        else "{" + ",".join(map(str, vector)) + "}"
+    )
+    return conn.execute(
+        f"select m.*, f.bucket, f.path from public.match_file_chunks("
+        f"%s::{kind['t'] if kind else 'real[]'}, %s, %s, %s) m"
+        " join public.ingest_files f on f.id = m.file_id",
+        (literal, count, model, Jsonb(filters)),
+    ).fetchall()
+
+
+def reembed(conn: Conn, model: str | None, bucket: str | None) -> int:
+    """Queues an ingest_file job for every processed file whose chunks are not embedded with
+    `model` (any file, without it), in `bucket` when given: the rate limits pace the work."""
+    rows = conn.execute(
+        "select count(public.enqueue_job('ingest_file', jsonb_build_object('file_id', f.id),"
+        "  p_dedupe_key => 'ingest_file:' || f.id::text, p_priority => 10,"
+        "  p_concurrency_key => (select s.ingest_concurrency_key"
+        "                        from public.job_worker_settings s))) as n"
+        " from public.ingest_files f"
+        " where f.status = 'processed' and (%(bucket)s::text is null or f.bucket = %(bucket)s)"
+        " and (%(model)s::text is null or not exists (select from public.file_chunks c"
+        "      where c.file_id = f.id and c.embedding_model = %(model)s))",
+        {"model": model, "bucket": bucket},
+    ).fetchone()
+    return int(rows["n"]) if rows else 0

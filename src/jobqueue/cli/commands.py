@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -426,3 +426,162 @@ def up(
             "its samples into it. Add --yes if that is what you want."
         )
     run(Options(data_dir, explicit, period, samples, exit_when_done, record))
+
+
+def _instant(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+# --- rate limits ----------------------------------------------------------------------------
+
+
+@cli.group()
+def limits() -> None:
+    """Limits every worker shares: requests and tokens per minute, running jobs at once."""
+
+
+@limits.command("list")
+@pass_settings
+def limits_list(settings: Settings) -> None:
+    """Every key, its limits, pause, running and queued jobs, and the last minute's usage."""
+    with operations.connect(settings.database_url) as conn:
+        rows = operations.list_limits(conn)
+    columns = [
+        "key",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "max_running",
+        "paused_until",
+        "running",
+        "queued",
+        "requests_last_minute",
+        "tokens_last_minute",
+    ]
+    settings.emit(rows, lambda data: _table(data, columns, "rate limits"))
+
+
+@limits.command("set")
+@click.argument("key")
+@click.option("--requests-per-minute", type=int, help="requests started per minute, all workers")
+@click.option("--tokens-per-minute", type=int, help="tokens started per minute, all workers")
+@click.option("--max-running", type=int, help="jobs of this concurrency_key running at once")
+@pass_settings
+def limits_set(
+    settings: Settings,
+    key: str,
+    requests_per_minute: int | None,
+    tokens_per_minute: int | None,
+    max_running: int | None,
+) -> None:
+    """Create or replace KEY's limits (an option left out: no such limit)."""
+    for name, value in (
+        ("--requests-per-minute", requests_per_minute),
+        ("--tokens-per-minute", tokens_per_minute),
+        ("--max-running", max_running),
+    ):
+        if value is not None and not 1 <= value <= 2**31 - 1:
+            raise click.UsageError(f"{name} must be at least 1 (leave it out for no limit)")
+    with operations.connect(settings.database_url) as conn:
+        row = operations.set_limit(conn, key, requests_per_minute, tokens_per_minute, max_running)
+    settings.emit(row, lambda data: console.print(f"limits of {data['key']} set"))
+
+
+@limits.command("pause")
+@click.argument("key")
+@click.option("--for", "duration", required=True, help="e.g. 30s, 10m, 2h")
+@pass_settings
+def limits_pause(settings: Settings, key: str, duration: str) -> None:
+    """Grant KEY nothing for a while (every worker); an earlier pause end is never moved up."""
+    until = datetime.now(UTC) + _duration(duration)
+    with operations.connect(settings.database_url) as conn:
+        paused = operations.pause_limit(conn, key, until)
+    settings.emit(
+        {"key": key, "paused_until": paused},
+        lambda data: console.print(f"{key} paused until {_instant(data['paused_until'])}"),
+    )
+
+
+@limits.command("resume")
+@click.argument("key")
+@pass_settings
+def limits_resume(settings: Settings, key: str) -> None:
+    """End KEY's pause now."""
+    with operations.connect(settings.database_url) as conn:
+        operations.resume_limit(conn, key)
+    settings.emit({"key": key, "paused_until": None}, lambda _: console.print(f"{key} resumed"))
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--count", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--model", help="search chunks of this model (default: EMBEDDINGS_MODEL)")
+@click.option("--bucket", help="only files of this bucket")
+@click.option("--path-prefix", help="only files whose path starts with this")
+@pass_settings
+def search(
+    settings: Settings,
+    question: str,
+    count: int,
+    model: str | None,
+    bucket: str | None,
+    path_prefix: str | None,
+) -> None:
+    """The chunks that best answer QUESTION: it is embedded with the configured endpoint
+    (EMBEDDINGS_URL, EMBEDDINGS_MODEL, EMBEDDINGS_API_KEY), then match_file_chunks ranks them."""
+    import httpx
+
+    url, configured = setting("EMBEDDINGS_URL"), setting("EMBEDDINGS_MODEL")
+    model = model or configured
+    if not url or not model:
+        raise click.UsageError("set EMBEDDINGS_URL and EMBEDDINGS_MODEL (or --model)")
+    key = setting("EMBEDDINGS_API_KEY")
+    try:
+        answer = httpx.post(
+            url.rstrip("/") + "/embeddings",
+            json={"model": model, "input": [question]},
+            headers={"Authorization": f"Bearer {key}"} if key else {},
+            timeout=60,
+        )
+        answer.raise_for_status()
+        vector = [float(x) for x in answer.json()["data"][0]["embedding"]]
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise Unreachable(f"the embeddings endpoint did not embed the question: {exc}") from None
+    filters = {k: v for k, v in (("bucket", bucket), ("path_prefix", path_prefix)) if v}
+    with operations.connect(settings.database_url) as conn:
+        rows = operations.search(conn, vector, count, model, filters)
+    found = [
+        {
+            "similarity": round(float(r["similarity"]), 4),
+            "file": f"{r['bucket']}/{r['path']}",
+            "chunk": r["chunk_index"],
+            "content": r["content"],
+            "file_id": str(r["file_id"]),
+        }
+        for r in rows
+    ]
+    settings.emit(
+        found,
+        lambda data: _table(
+            [{**d, "content": d["content"][:120].replace("\n", " ")} for d in data],
+            ["similarity", "file", "chunk", "content"],
+            f"best chunks for: {question}",
+        ),
+    )
+
+
+@cli.command()
+@click.option("--model", help="re-embed files not embedded with this model (default: all)")
+@click.option("--bucket", help="only files of this bucket")
+@pass_settings
+def reembed(settings: Settings, model: str | None, bucket: str | None) -> None:
+    """Queue processed files to be embedded again (after a change of EMBEDDINGS_MODEL): low
+    priority, paced by the embeddings key's rate limits; old vectors stay searchable under
+    their own model until then."""
+    with operations.connect(settings.database_url) as conn:
+        queued = operations.reembed(conn, model, bucket)
+    settings.emit(
+        {"queued": queued}, lambda d: console.print(f"queued {d['queued']} file(s) to embed again")
+    )
