@@ -10,7 +10,6 @@ one piece within 1.5x of the pieces, and doubling the size about doubles the tim
 from __future__ import annotations
 
 from _common import machine, median, timed
-
 from jobqueue.handlers.ingest.chunks import chunked
 
 MIB = 1024 * 1024

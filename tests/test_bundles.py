@@ -124,6 +124,7 @@ CRON_MODULES = {
 WORKER_MODULES = {
     "__init__",
     "errors",
+    "handler",
     "jsonsafe",
     "log",
     "queries",

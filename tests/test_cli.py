@@ -383,3 +383,24 @@ def test_search_embeds_the_question_and_prints_the_best_chunks(
     assert found[0]["similarity"] > found[1]["similarity"]
     queued = run(capsys, db, "reembed", "--model", "new-model")
     assert queued == {"queued": 2}
+
+
+def test_work_runs_the_job_types_of_job_handler_modules_with_a_progress_bar(
+    capsys: pytest.CaptureFixture[str], db: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOB_HANDLER_MODULES", "tests.handlers.extra")
+    ids = [insert_job(conn, "double", {"n": n}) for n in range(5)]
+    out = human(capsys, db, "work")
+    assert "processing" in out and "5/5" in out and '{"severity"' not in out
+    assert [job(conn, i)["output"] for i in ids] == [{"n": 2 * n} for n in range(5)]
+
+
+def test_json_and_database_url_work_after_the_subcommand_too(
+    capsys: pytest.CaptureFixture[str], db: str, conn: Conn
+) -> None:
+    insert_job(conn, "echo")
+    assert main(["jobs", "list", "--json", "--database-url", db]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["type"] == "echo"
+    assert main(["status", f"--database-url={db}", "--json"]) in (0, 1)
+    assert "problems" in json.loads(capsys.readouterr().out)

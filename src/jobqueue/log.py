@@ -44,10 +44,25 @@ def record(severity: str, message: str, **fields: Any) -> dict[str, Any]:
 
 def write(records: Iterable[dict[str, Any]]) -> None:
     """Writes the lines of many records at once: one write, not one per job."""
+    if _QUIET.get():
+        records = [r for r in records if r.get("severity") not in ("DEBUG", "INFO")]
     text = "".join(json.dumps(r, default=str, separators=(",", ":")) + "\n" for r in records)
     if text:
         sys.stdout.write(text)
         sys.stdout.flush()
+
+
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("jobqueue_log_quiet", default=False)
+
+
+@contextmanager
+def only_problems() -> Iterator[None]:
+    """While it lasts, lines below WARNING are not written (a terminal showing progress)."""
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
 
 
 def log_event(severity: str, message: str, **fields: Any) -> None:

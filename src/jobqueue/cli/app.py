@@ -83,6 +83,28 @@ def cli(ctx: click.Context, database_url: str | None, as_json: bool) -> None:
     ctx.obj = Settings(dsn, as_json)
 
 
+def _global_options_first(args: list[str]) -> list[str]:
+    """``--json`` and ``--database-url`` belong to every command: accepted after the
+    subcommand too (``jobqueue jobs list --json``), moved before it for click."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest += args[index:]
+            break
+        if arg == "--json" or arg.startswith("--database-url="):
+            front.append(arg)
+        elif arg == "--database-url" and index + 1 < len(args):
+            front += [arg, args[index + 1]]
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs a command; every failure is one line on stderr and an exit status, never a
     traceback."""
@@ -90,9 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from jobqueue.cli import commands  # noqa: F401 - registers the commands
 
+    args = _global_options_first(list(argv) if argv is not None else sys.argv[1:])
     try:
         # Without standalone mode click returns an Exit's code instead of raising it.
-        result = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        result = cli.main(args=args, standalone_mode=False)
         if isinstance(result, int):
             return result
     except click.exceptions.Exit as exc:

@@ -270,10 +270,40 @@ def process(settings: Settings, iterations: int) -> None:
 )
 @pass_settings
 def work(settings: Settings, max_jobs: int) -> None:
-    """Process jobs here, in this process, until the queue is empty."""
+    """Process jobs here, in this process, until the queue is empty (the job types of
+    JOB_HANDLER_MODULES too). A progress bar; one JSON document with --json."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from jobqueue import log
     from jobqueue.local.inprocess import drain
 
-    totals = drain(settings.database_url, max_jobs)
+    with operations.connect(settings.database_url) as conn:
+        row = conn.execute(
+            "select count(*) as n from public.jobs where status = 'queued' and run_at <= now()"
+        ).fetchone()
+    runnable = int(row["n"]) if row else 0
+    with (
+        log.only_problems(),
+        Progress(
+            TextColumn("processing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[by]}"),
+            console=console,
+            disable=settings.as_json,
+            transient=False,
+        ) as bar,
+    ):
+        task = bar.add_task("jobs", total=runnable or None, by="")
+        totals = drain(
+            settings.database_url,
+            max_jobs,
+            lambda seen: bar.update(
+                task,
+                completed=sum(seen.values()),
+                by=", ".join(f"{k} {v}" for k, v in sorted(seen.items())),
+            ),
+        )
     settings.emit(
         totals,
         lambda data: _table(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobqueue.worker.context import JobContext
-from jobqueue.worker.registry import PermanentJobError, SnoozeJob, job_handler
+from jobqueue.handler import JobContext, PermanentJobError, SnoozeJob, job_handler
 
 MAX_SLEEP_MS = 600_000
 MAX_SNOOZE_MS = 86_400_000

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from jobqueue import log
 from jobqueue.store.base import Json
+from jobqueue.worker.registry import JobError
 
 if TYPE_CHECKING:
     from jobqueue.store.base import ClaimedJob, QueueStore
 
 
-class JobTimeout(Exception):
+class JobTimeout(JobError):
     """The handler ran past its time limit; the attempt fails and is retried."""
 
 

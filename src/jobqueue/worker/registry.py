@@ -24,11 +24,15 @@ if TYPE_CHECKING:
 HandlerFunc = Callable[[Any, "JobContext"], Any]
 
 
-class PermanentJobError(Exception):
+class JobError(Exception):
+    """The root of every outcome a handler raises on purpose (``jobqueue.handler``)."""
+
+
+class PermanentJobError(JobError):
     """The job can never succeed (bad input, missing object): fail it now, with no retry."""
 
 
-class SnoozeJob(Exception):
+class SnoozeJob(JobError):
     """Not now, and not a failure: the job goes back to the queue for ``seconds`` without
     spending an attempt (a provider's rate limit, a resource that is not ready yet). A job may
     snooze at most 1,000 times; then it fails for good, saying so."""
@@ -38,7 +42,7 @@ class SnoozeJob(Exception):
         self.seconds = seconds
 
 
-class RetryJobError(Exception):
+class RetryJobError(JobError):
     """Retry after ``retry_in_seconds`` (e.g. a peer's Retry-After), capped by
     JOB_MAX_RETRY_DELAY_SECONDS; with None, after the queue's own backoff (with jitter)."""
 

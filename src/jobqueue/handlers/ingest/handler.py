@@ -19,13 +19,12 @@ import uuid
 from typing import Any
 
 from jobqueue.errors import NotConfigured
+from jobqueue.handler import JobContext, PermanentJobError, job_handler
 from jobqueue.handlers.ingest.chunks import Chunk, chunked
 from jobqueue.handlers.ingest.detect import detect
 from jobqueue.handlers.ingest.extract import SUPPORTED, CorruptFile, Extracted, Limits, extract
 from jobqueue.handlers.ingest.fetch import download
 from jobqueue.handlers.ingest.settings import IngestSettings, ingest_settings
-from jobqueue.worker.context import JobContext
-from jobqueue.worker.registry import PermanentJobError, job_handler
 
 # Chunks written per database call; the stored text_content keeps at most this much (the
 # chunks hold all of it), so a very large file never becomes one huge value in memory.
