@@ -48,18 +48,34 @@ def empty_db(pg_server: str) -> Iterator[str]:
     pg.drop_database(pg_server, name)
 
 
+# Two test runs on one server take turns with the one pg_cron database (pg_cron serves one).
+CRON_DB_LOCK = 7_422_002
+
+
 @pytest.fixture
-def cron_db(pg_server: str) -> str:
+def cron_db(pg_server: str) -> Iterator[str]:
     """The server's pg_cron database, emptied and migrated, with pg_net and Vault (the real
-    ones where setup-test-postgres.sh built them)."""
+    ones where setup-test-postgres.sh built them). Held under an advisory lock, so a second
+    run on the same server waits instead of colliding; afterwards its schedules are removed,
+    so no job is left calling a test's dead port every minute."""
     from tests.support import pg_cron
 
     dsn = pg_cron.require(pg_server)
-    pg_cron.reset(dsn)
-    apply_migrations(dsn)
-    pg_cron.enable_pg_net(dsn)
-    pg_cron.enable_vault(dsn)
-    return dsn
+    with psycopg.connect(pg_server, autocommit=True) as lock:
+        lock.execute("select pg_advisory_lock(%s)", (CRON_DB_LOCK,))
+        try:
+            pg_cron.reset(dsn)
+            apply_migrations(dsn)
+            pg_cron.enable_pg_net(dsn)
+            pg_cron.enable_vault(dsn)
+            yield dsn
+        finally:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(
+                    "select cron.unschedule(jobid) from cron.job"
+                    " where jobname in ('process-queued-jobs', 'prune-job-history')"
+                )
+            lock.execute("select pg_advisory_unlock(%s)", (CRON_DB_LOCK,))
 
 
 @pytest.fixture

@@ -72,11 +72,24 @@ def test_up_processes_every_sample_then_stops_cleanly_and_restarts_fast(tmp_path
         first.send_signal(signal.SIGINT)
         first.wait(30)
     assert "embedded PostgreSQL" in text and "(created)" in text
-    for name in ("hello.txt", "notes.md", "cities.csv", "settings.json", "status.html"):
+    from importlib.resources import files
+
+    kinds = {
+        "hello.txt": "text/plain",
+        "notes.md": "text/markdown",
+        "cities.csv": "text/csv",
+        "settings.json": "application/json",
+        "status.html": "text/html",
+    }
+    for name, kind in kinds.items():
         line = next(line for line in text.splitlines() if name in line)
+        size = len(files("jobqueue").joinpath(f"samples/{name}").read_bytes())
         assert "processed" in line, line
+        # The details come from what ingest_file wrote: its type, size and characters.
+        assert f"{kind}, {size} bytes, " in line and "None" not in line, line
+        assert int(line.split(" bytes, ")[1].split(" characters")[0]) > 0, line
     broken = next(line for line in text.splitlines() if "broken.json" in line)
-    assert "failed" in broken and "not valid JSON" in text
+    assert "failed" in broken and "not valid JSON" in text and "PermanentJobError" not in text
     assert "stopped: every process this run started has ended" in log.read_text()
     assert first.returncode == 0
     time.sleep(0.5)

@@ -176,8 +176,8 @@ def test_migrations_schedule_the_worker_with_pg_cron(cron_db: str) -> None:
     assert count == 1
 
 
-def test_psql_applies_the_migrations_twice_with_pg_cron(pg_server: str) -> None:
-    dsn = pg_cron.require(pg_server)
+def test_psql_applies_the_migrations_twice_with_pg_cron(cron_db: str) -> None:
+    dsn = cron_db  # under the fixture's lock, emptied again for psql
     pg_cron.reset(dsn)
     pg.psql_apply(dsn)
     pg.psql_apply(dsn)
@@ -326,9 +326,9 @@ def test_setup_script_reads_database_url_from_env_local(
     assert url == functions[1].url + "/v2"
 
 
-def test_without_pg_net_the_http_extension_carries_the_call(pg_server: str, tmp_path: Path) -> None:
+def test_without_pg_net_the_http_extension_carries_the_call(cron_db: str, tmp_path: Path) -> None:
     """Synchronous: manual_process_jobs() returns cron_tick's HTTP status once it has run."""
-    dsn = pg_cron.require(pg_server)
+    dsn = cron_db  # under the fixture's lock, emptied again: no pg_net this time
     pg_cron.reset(dsn)
     apply_migrations(dsn)
     with pg.connect(dsn) as conn:

@@ -187,3 +187,24 @@ def reembed(conn: Conn, model: str | None, bucket: str | None) -> int:
         {"model": model, "bucket": bucket},
     ).fetchone()
     return int(rows["n"]) if rows else 0
+
+
+def files(conn: Conn, file_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The ingest_files rows of these ids, by path (the local run's table)."""
+    return conn.execute(
+        "select f.path, f.status, f.error, f.metadata, f.progress from public.ingest_files f"
+        " where f.id::text = any(%s) order by f.path",
+        (list(file_ids),),
+    ).fetchall()
+
+
+def job_counts(conn: Conn, file_ids: Sequence[str]) -> dict[str, int]:
+    """The jobs of these files by status: this run's, not the whole database's."""
+    rows = conn.execute(
+        "select j.status, count(*) as n from public.jobs j"
+        " where j.type = 'ingest_file' and j.input ->> 'file_id' = any(%s) group by j.status",
+        (list(file_ids),),
+    ).fetchall()
+    counts = dict.fromkeys(JOB_STATUSES, 0)
+    counts.update({r["status"]: int(r["n"]) for r in rows})
+    return counts

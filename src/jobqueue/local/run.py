@@ -146,12 +146,8 @@ def watch(console: Console, dsn: str, file_ids: list[str], exit_when_done: bool)
     with operations.connect(dsn) as conn, Live(console=console, refresh_per_second=8) as live:
         reported = False
         while True:
-            files_now = conn.execute(
-                "select f.path, f.status, f.error, f.metadata from public.ingest_files f"
-                " where f.id::text = any(%s) order by f.path",
-                (file_ids,),
-            ).fetchall()
-            counts = operations.status(conn)
+            files_now = operations.files(conn, file_ids)
+            counts = operations.job_counts(conn, file_ids)
             finished = [f for f in files_now if f["status"] in ("processed", "failed")]
             progress.update(task, completed=len(finished))
             live.update(Group(progress, _counts(counts)))
@@ -178,9 +174,10 @@ def _per_file(rows: list[dict[str, Any]]) -> Table:
         name = row["path"].rsplit("/", 1)[-1]
         if row["status"] == "processed":
             meta = row["metadata"] or {}
+            # The keys ingest_file writes (handlers/ingest/handler.py), and nothing else.
             details = (
-                f"{meta.get('content_type')}, {meta.get('size_bytes')} bytes, "
-                f"{meta.get('chars')} characters"
+                f"{meta.get('detected_type')}, {meta.get('size_bytes')} bytes, "
+                f"{meta.get('characters')} characters"
             )
             table.add_row(name, "[green]processed[/green]", details)
         else:

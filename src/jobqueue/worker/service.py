@@ -26,7 +26,13 @@ from jobqueue.store.base import ClaimedJob, Finished, Outcome, QueueStore, Rejec
 from jobqueue.worker.context import JobContext, JobTimeout
 from jobqueue.worker.guardian import Guardian
 from jobqueue.worker.models import PullRequest
-from jobqueue.worker.registry import PermanentJobError, Registry, RetryJobError, SnoozeJob
+from jobqueue.worker.registry import (
+    JobError,
+    PermanentJobError,
+    Registry,
+    RetryJobError,
+    SnoozeJob,
+)
 from jobqueue.worker.runner import run_with_limit
 
 # A job slower than this makes the rest of its batch go back to the queue for other workers.
@@ -366,5 +372,10 @@ def _describe(exc: BaseException) -> str:
         text = str(exc)
     except Exception:  # noqa: BLE001 - a broken __str__ still leaves the type's name
         text = ""
-    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    # A handler's own outcome (PermanentJobError, RetryJobError, a timeout) says why in its
+    # message; any other exception's type is part of the reason (KeyError: 'x').
+    if isinstance(exc, JobError) and text:
+        described = text
+    else:
+        described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return storable_text(described[:8000])
