@@ -267,3 +267,32 @@ def test_ingest_stores_vectors_with_their_model_and_reports_progress(
     assert (
         stored["models"] == 1 and stored["model"] == "m" and stored["type"] == "extensions.vector"
     )
+
+
+def test_the_local_run_searches_offline_with_its_hashing_stand_in(
+    worker: Any,
+    conn: Conn,
+    storage: Storage,
+    db: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bundled samples, embedded by `jobqueue up`'s local endpoint (no network, no model),
+    then `jobqueue search` against it: the file that shares the question's words comes first."""
+    from importlib.resources import files
+
+    from jobqueue.cli import main
+    from jobqueue.local.embeddings_server import MODEL, LocalEmbeddings, hashed_vector
+
+    assert hashed_vector("population of the city") != hashed_vector("a cat")
+    with LocalEmbeddings() as local:
+        for name in ("hello.txt", "notes.md", "cities.csv", "status.html"):
+            upload(conn, storage, name, files("jobqueue").joinpath(f"samples/{name}").read_bytes())
+        app = worker(EMBEDDINGS_URL=local.url, EMBEDDINGS_MODEL=MODEL)
+        assert all(r["status"] == "done" for r in run(app))
+        monkeypatch.setenv("EMBEDDINGS_URL", local.url)
+        monkeypatch.setenv("EMBEDDINGS_MODEL", MODEL)
+        assert main(["--database-url", db, "--json", "search", "city population country"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    found = json.loads("\n".join(line for line in out if not line.startswith('{"severity"')))
+    assert found[0]["file"] == "uploads/cities.csv", found

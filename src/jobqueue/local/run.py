@@ -29,6 +29,8 @@ from rich.table import Table
 
 from jobqueue import operations
 from jobqueue.local.database import local_database
+from jobqueue.local.embeddings_server import MODEL as EMBEDDINGS_MODEL
+from jobqueue.local.embeddings_server import LocalEmbeddings
 from jobqueue.local.storage_server import LocalStorage
 from jobqueue.local.uploads import upload_and_register
 from jobqueue.migrate import apply_migrations
@@ -65,6 +67,7 @@ def run(options: Options) -> int:
             apply_migrations(dsn)
             key = secrets.token_urlsafe(24)
             storage = stack.enter_context(LocalStorage(options.data_dir / "storage", key))
+            embeddings = stack.enter_context(LocalEmbeddings())
             worker_secret, cron_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
             logs = options.data_dir / "logs"
             logs.mkdir(parents=True, exist_ok=True)
@@ -76,6 +79,8 @@ def run(options: Options) -> int:
                         "JOB_WORKER_SECRET": worker_secret,
                         "SUPABASE_URL": storage.url,
                         "SUPABASE_SERVICE_ROLE_KEY": key,
+                        "EMBEDDINGS_URL": embeddings.url,
+                        "EMBEDDINGS_MODEL": EMBEDDINGS_MODEL,
                     },
                     logs,
                 )
@@ -92,6 +97,12 @@ def run(options: Options) -> int:
                 )
             )
             console.print(f"storage: {storage.url} (files in {storage.root})")
+            console.print(
+                f"embeddings: {embeddings.url} ({EMBEDDINGS_MODEL}: a hashing stand-in for "
+                "demos, not semantic); try: "
+                f"EMBEDDINGS_URL={embeddings.url} EMBEDDINGS_MODEL={EMBEDDINGS_MODEL} "
+                'jobqueue --database-url <the database above> search "city population"'
+            )
             console.print(f"worker_pull: {worker.url}   cron_tick: {cron.url}   logs: {logs}")
             console.print(
                 f"ready in {time.monotonic() - started:.1f} s; scheduler every {options.period:g} s"
