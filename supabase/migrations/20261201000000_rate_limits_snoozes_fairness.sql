@@ -294,12 +294,14 @@ as $$
 declare
   v_limit integer := greatest(coalesce(p_limit, 1), 0);
   v_ids bigint[];
+  v_keyed boolean;
 begin
   perform public.rescue_expired_jobs();
 
-  if not exists (select from public.jobs k
-                 where k.status = 'queued'
-                   and (k.group_key is not null or k.concurrency_key is not null)) then
+  v_keyed := exists (select from public.jobs k
+                     where k.status = 'queued'
+                       and (k.group_key is not null or k.concurrency_key is not null));
+  if not v_keyed then
     -- The plain path: no job carries a key.
     select array(
       select c.id
@@ -400,9 +402,10 @@ begin
         attempts = j.attempts + 1,
         locked_by = p_worker,
         lease_expires_at = now() + make_interval(secs => greatest(p_lease_seconds, 1)),
-        -- The moment the claim really took the job (after any wait for a key's row), not the
-        -- transaction's start: attempt times are what max_running is checked against.
-        started_at = clock_timestamp(),
+        -- With keys, the moment the claim really took the job (after its wait for the keys'
+        -- rows), not the transaction's start: attempt times are what max_running is checked
+        -- against. Without, the statement's time, shared by the whole batch.
+        started_at = case when v_keyed then clock_timestamp() else now() end,
         updated_at = now()
     where j.id = any (v_ids)
     returning j.id, j.type, j.input, j.attempts, j.max_attempts, j.lease_expires_at,
@@ -534,7 +537,9 @@ $$;
 -- Enqueue with keys, and uploads grouped by their uploader
 -- ---------------------------------------------------------------------------------------------
 
--- Two more arguments: the old signature goes, or every call by name would be ambiguous.
+-- Two more arguments: the old signature goes, or every call by name would be ambiguous; the
+-- new one (below, in this transaction) takes every call the old one took.
+-- squawk-ignore ban-drop-function
 drop function if exists public.enqueue_job(text, jsonb, integer, timestamptz, integer, text);
 create or replace function public.enqueue_job(
   p_type text,
