@@ -1,6 +1,8 @@
 """claim latency vs table size: one claim_jobs(100) with 10k, 100k and 1M rows in jobs, nearly
 all of them done (as a queue looks after months), 1,000 queued. Each claim runs in a
-transaction that is rolled back, so every sample sees the same table.
+transaction that is rolled back, so every sample sees the same table. Then the same with the
+queued jobs in 20 groups (group_key) under a concurrency key with max_running 1,000 (limits
+and turns in use), beside the plain figure of the same run.
 
     python bench/claim_latency.py
 """
@@ -17,14 +19,22 @@ QUEUED = 1_000
 SAMPLES = 300
 
 
-def fill(conn: psycopg.Connection, rows: int) -> None:
+def fill(conn: psycopg.Connection, rows: int, keyed: bool = False) -> None:
     conn.execute("truncate jobs, job_attempts")
     conn.execute(
         "insert into jobs (type, status, attempts, finished_at, output)"
         " select 'echo', 'done', 1, now(), '{}' from generate_series(1, %s)",
         (rows - QUEUED,),
     )
-    conn.execute("insert into jobs (type) select 'echo' from generate_series(1, %s)", (QUEUED,))
+    if keyed:
+        conn.execute("select set_rate_limit('bench', p_max_running => 1000)")
+        conn.execute(
+            "insert into jobs (type, group_key, concurrency_key)"
+            " select 'echo', 'tenant-' || (n % 20), 'bench' from generate_series(1, %s) n",
+            (QUEUED,),
+        )
+    else:
+        conn.execute("insert into jobs (type) select 'echo' from generate_series(1, %s)", (QUEUED,))
     conn.execute("vacuum analyze jobs")
 
 
@@ -42,12 +52,25 @@ def claim_ms(conn: psycopg.Connection) -> float:
 def main() -> None:
     print(machine())
     results = {}
+    keyed = {}
     with scratch_database() as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         for rows in (10_000, 100_000, 1_000_000):
             fill(conn, rows)
             results[rows] = claim_ms(conn)
-            print(f"claim of 100 with {rows:>9,} rows in jobs: {results[rows]:7.3f} ms (median)")
-    print(f"ratio 1M / 10k: {results[1_000_000] / results[10_000]:.2f}")
+            fill(conn, rows, keyed=True)
+            keyed[rows] = claim_ms(conn)
+            print(
+                f"claim of 100 with {rows:>9,} rows in jobs: {results[rows]:7.3f} ms plain,"
+                f" {keyed[rows]:7.3f} ms with groups and limits (median)"
+            )
+    print(
+        f"ratio 1M / 10k: plain {results[1_000_000] / results[10_000]:.2f},"
+        f" keyed {keyed[1_000_000] / keyed[10_000]:.2f}"
+    )
+    print(
+        f"keyed / plain at 1M: {keyed[1_000_000] / results[1_000_000]:.2f}"
+        " (claims per second ratio is its inverse)"
+    )
 
 
 if __name__ == "__main__":

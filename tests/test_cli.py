@@ -81,7 +81,8 @@ def test_enqueue_with_every_option_then_list_and_show(
     row = job(conn, job_id)
     assert (row["priority"], row["max_attempts"], row["dedupe_key"]) == (-3, 7, "k1")
     assert row["run_at"].year == 2099 and row["input"] == {"n": 1}
-    assert run(capsys, db, "enqueue", "echo", "--dedupe-key", "k1")["enqueued"] == [job_id]
+    hit = run(capsys, db, "enqueue", "echo", "--dedupe-key", "k1")
+    assert hit == {"enqueued": [], "existing": job_id}  # the live job holds the key
     more = run(capsys, db, "enqueue", "other", "--count", "3")["enqueued"]
     listed = run(capsys, db, "jobs", "list", "--type", "other", "--limit", "2")
     assert [r["id"] for r in listed] == sorted(more, reverse=True)[:2]
@@ -205,7 +206,7 @@ def test_ingest_uploads_to_storage_and_queues_the_job(
         (["enqueue", "echo", "--input", '{"a": "\\u0000"}'], "NUL"),
         (["work", "--max-jobs", "0"], "0 is not in the range 1<=x<=100"),
         (["purge", "--older-than", "soon"], "a number and a unit"),
-        (["retry"], "give job ids or --all-failed"),
+        (["retry"], "give the ids of the jobs to retry, or --all-failed"),
         (["jobs", "show", "abc"], "is not a valid integer"),
     ],
 )
@@ -404,3 +405,27 @@ def test_json_and_database_url_work_after_the_subcommand_too(
     assert row["type"] == "echo"
     assert main(["status", f"--database-url={db}", "--json"]) in (0, 1)
     assert "problems" in json.loads(capsys.readouterr().out)
+
+
+def test_operator_messages_say_what_happened(
+    capsys: pytest.CaptureFixture[str], db: str, conn: Conn
+) -> None:
+    assert main(["--database-url", db, "retry"]) == 2
+    assert "give the ids of the jobs to retry, or --all-failed" in capsys.readouterr().err
+    assert main(["--database-url", db, "cancel", "99999"]) == 1
+    assert "not found: 99999" in capsys.readouterr().err
+    first = run(capsys, db, "enqueue", "echo", "--dedupe-key", "k")["enqueued"]
+    again = run(capsys, db, "enqueue", "echo", "--dedupe-key", "k")
+    assert again == {"enqueued": [], "existing": first[0]}
+    assert "already holds dedupe key" in human(capsys, db, "enqueue", "echo", "--dedupe-key", "k")
+    assert main([]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("Usage: ") and "Commands:" in out and err == ""
+    old = insert_job(conn, "echo", status="done", finished_at="2020-01-01")
+    assert run(capsys, db, "purge", "--older-than", "7d", "--dry-run") == {"would_delete": 1}
+    assert job(conn, old)["status"] == "done"  # still there
+    # --json times are RFC 3339, as a script parses them.
+    [row] = [r for r in run(capsys, db, "jobs", "list") if r["id"] == old]
+    from datetime import datetime
+
+    assert "T" in row["updated_at"] and datetime.fromisoformat(row["updated_at"]).tzinfo

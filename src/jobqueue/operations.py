@@ -68,6 +68,16 @@ def each(conn: Conn, function: str, ids: Sequence[int]) -> dict[int, bool]:
     return {row["id"]: bool(row["changed"]) for row in rows}
 
 
+def missing_ids(conn: Conn, ids: Sequence[int]) -> list[int]:
+    """Which of these ids name no job at all."""
+    rows = conn.execute(
+        "select i from unnest(%s::bigint[]) i"
+        " where not exists (select from public.jobs j where j.id = i) order by i",
+        (list(ids),),
+    ).fetchall()
+    return [int(row["i"]) for row in rows]
+
+
 def failed_ids(conn: Conn, job_type: str | None) -> list[int]:
     rows = conn.execute(
         "select id from public.jobs where status = 'failed'"
@@ -112,8 +122,10 @@ def register_upload(conn: Conn, bucket: str, path: str, content_type: str | None
     return str(row["id"])
 
 
-def purge(conn: Conn, older_than: timedelta) -> int:
-    row = conn.execute("select public.purge_finished_jobs(%s) as n", (older_than,)).fetchone()
+def purge(conn: Conn, older_than: timedelta, dry_run: bool = False) -> int:
+    """purge_finished_jobs(); a dry run is the same call, rolled back (its count is exact)."""
+    with conn.transaction(force_rollback=dry_run):
+        row = conn.execute("select public.purge_finished_jobs(%s) as n", (older_than,)).fetchone()
     return int(row["n"]) if row else 0
 
 
@@ -208,3 +220,12 @@ def job_counts(conn: Conn, file_ids: Sequence[str]) -> dict[str, int]:
     counts = dict.fromkeys(JOB_STATUSES, 0)
     counts.update({r["status"]: int(r["n"]) for r in rows})
     return counts
+
+
+def live_job(conn: Conn, dedupe_key: str) -> int | None:
+    """The queued or running job holding this dedupe key, if any."""
+    row = conn.execute(
+        "select id from public.jobs where dedupe_key = %s and status in ('queued', 'running')",
+        (dedupe_key,),
+    ).fetchone()
+    return int(row["id"]) if row else None

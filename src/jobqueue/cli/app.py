@@ -53,6 +53,17 @@ def setting(name: str) -> str | None:
     return None
 
 
+def _json_value(value: Any) -> Any:
+    """Times as RFC 3339, durations as seconds: what a script reading --json can parse."""
+    from datetime import datetime, timedelta
+
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return str(value)
+
+
 @dataclass
 class Settings:
     database_url: str
@@ -61,7 +72,7 @@ class Settings:
     def emit(self, data: Any, render: Callable[[Any], None]) -> None:
         """``data`` as JSON with ``--json``, else as ``render`` draws it."""
         if self.as_json:
-            click.echo(json.dumps(data, default=str, indent=2))
+            click.echo(json.dumps(data, default=_json_value, indent=2))
         else:
             render(data)
 
@@ -123,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("jobqueue: interrupted", err=True)
         return 130
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # Bare `jobqueue` (or a bare group): its help, as --help shows it.
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        return 0
     except click.UsageError as exc:
         click.echo(f"jobqueue: {exc.format_message()}", err=True)
         return EXIT_USAGE

@@ -111,16 +111,23 @@ def jobs_show(settings: Settings, job_id: int) -> None:
 # --- operator actions -----------------------------------------------------------------------
 
 
-def _report(settings: Settings, action: str, changed: dict[int, bool]) -> None:
-    rows = [{"id": i, "changed": c} for i, c in changed.items()]
+def _report(
+    settings: Settings, action: str, changed: dict[int, bool], missing: Sequence[int] = ()
+) -> None:
+    rows = [
+        {"id": i, "changed": c, **({"found": False} if i in missing else {})}
+        for i, c in changed.items()
+    ]
     settings.emit(rows, lambda data: _table(data, ["id", "changed"], action))
     if not changed or not all(changed.values()):
-        unchanged = [str(i) for i, c in changed.items() if not c]
-        raise Failed(
-            f"{action}: nothing to do"
-            if not changed
-            else f"{action}: not changed: {', '.join(unchanged)} (see jobqueue jobs show ID)"
-        )
+        gone = [str(i) for i in missing]
+        unchanged = [str(i) for i, c in changed.items() if not c and i not in missing]
+        problems = []
+        if gone:
+            problems.append(f"not found: {', '.join(gone)}")
+        if unchanged:
+            problems.append(f"not changed: {', '.join(unchanged)} (see jobqueue jobs show ID)")
+        raise Failed(f"{action}: " + ("; ".join(problems) or "nothing to do"))
 
 
 @cli.command()
@@ -132,13 +139,16 @@ def retry(
     settings: Settings, job_ids: tuple[int, ...], all_failed: bool, job_type: str | None
 ) -> None:
     """Run failed or cancelled jobs again, with one more attempt each."""
-    if bool(job_ids) == all_failed:
+    if job_ids and all_failed:
         raise click.UsageError("give job ids or --all-failed, not both")
+    if not job_ids and not all_failed:
+        raise click.UsageError("give the ids of the jobs to retry, or --all-failed")
     if job_type and not all_failed:
         raise click.UsageError("--type goes with --all-failed")
     with operations.connect(settings.database_url) as conn:
         ids = list(job_ids) or operations.failed_ids(conn, job_type)
-        _report(settings, "retry", operations.each(conn, "retry_job", ids))
+        changed = operations.each(conn, "retry_job", ids)
+        _report(settings, "retry", changed, operations.missing_ids(conn, ids))
 
 
 @cli.command()
@@ -147,7 +157,8 @@ def retry(
 def cancel(settings: Settings, job_ids: tuple[int, ...]) -> None:
     """Cancel queued or running jobs (a running one's worker is refused when it reports)."""
     with operations.connect(settings.database_url) as conn:
-        _report(settings, "cancel", operations.each(conn, "cancel_job", job_ids))
+        changed = operations.each(conn, "cancel_job", job_ids)
+        _report(settings, "cancel", changed, operations.missing_ids(conn, job_ids))
 
 
 @cli.command()
@@ -156,7 +167,8 @@ def cancel(settings: Settings, job_ids: tuple[int, ...]) -> None:
 def requeue(settings: Settings, job_ids: tuple[int, ...]) -> None:
     """Put stuck running jobs back in the queue now (their worker is fenced)."""
     with operations.connect(settings.database_url) as conn:
-        _report(settings, "requeue", operations.each(conn, "requeue_job", job_ids))
+        changed = operations.each(conn, "requeue_job", job_ids)
+        _report(settings, "requeue", changed, operations.missing_ids(conn, job_ids))
 
 
 class JsonValue(click.ParamType):  # type: ignore[type-arg]
@@ -212,6 +224,7 @@ def enqueue(
     if problem:
         raise click.UsageError(f"the job's input or type {problem}")
     with operations.connect(settings.database_url) as conn:
+        live = operations.live_job(conn, dedupe_key) if dedupe_key else None
         ids = operations.enqueue(
             conn,
             job_type,
@@ -222,6 +235,15 @@ def enqueue(
             max_attempts=max_attempts,
             dedupe_key=dedupe_key,
         )
+    if live is not None and ids == [live] * len(ids):
+        settings.emit(
+            {"enqueued": [], "existing": live},
+            lambda _: console.print(
+                f"not enqueued: job {live} already holds dedupe key {dedupe_key!r} (queued or "
+                "running)"
+            ),
+        )
+        return
     settings.emit(
         {"enqueued": ids},
         lambda data: console.print(
@@ -362,13 +384,16 @@ def _duration(value: str) -> timedelta:
 
 @cli.command()
 @click.option("--older-than", required=True, help="e.g. 7d, 12h, 2w")
+@click.option("--dry-run", is_flag=True, help="count what would be deleted, delete nothing")
 @pass_settings
-def purge(settings: Settings, older_than: str) -> None:
+def purge(settings: Settings, older_than: str, dry_run: bool) -> None:
     """Delete finished jobs (done, failed, cancelled) older than this, with their attempts."""
     age = _duration(older_than)
     with operations.connect(settings.database_url) as conn:
-        deleted = operations.purge(conn, age)
-    settings.emit({"deleted": deleted}, lambda d: console.print(f"deleted {d['deleted']} job(s)"))
+        deleted = operations.purge(conn, age, dry_run=dry_run)
+    key = "would_delete" if dry_run else "deleted"
+    verb = "would delete" if dry_run else "deleted"
+    settings.emit({key: deleted}, lambda d: console.print(f"{verb} {d[key]} job(s)"))
 
 
 @cli.command()
