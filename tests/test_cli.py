@@ -248,10 +248,18 @@ def test_the_installed_command_reads_env_local(db: str, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_non_editable_install_finds_its_migrations(empty_db: str, tmp_path: Path) -> None:
     """`pip install .` (no source tree at run time): `jobqueue migrate` still applies them."""
+    import site
+    import sysconfig
+
     from jobqueue.serving import ROOT
 
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    # Not --system-site-packages: from inside a virtual environment that would give the base
+    # interpreter's packages, not this one's. This environment's site-packages are added as
+    # plain paths instead (their .pth files, the editable install's among them, unread).
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    purelib = sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)})
+    (Path(purelib) / "parent_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     subprocess.run(
         [
             str(venv / "bin" / "pip"),

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from jobqueue.serving import ROOT, serve_pipeline
+from tests.support.extras import tool
 from tests.support.functions import cron_tick_with_worker_down
 from tests.support.pg import connect
 from tests.support.queue import insert_job, job
@@ -24,7 +25,7 @@ TEMPLATE = ROOT / "infra" / "aws" / "template.yaml"
 
 
 def test_sam_template_passes_cfn_lint_without_warnings() -> None:
-    result = subprocess.run(["cfn-lint", str(TEMPLATE)], capture_output=True, text=True)
+    result = subprocess.run([tool("cfn-lint"), str(TEMPLATE)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -126,7 +127,7 @@ def test_sam_template_pins_what_the_contract_and_the_budgets_need() -> None:
 
 def test_workflow_is_valid_against_githubs_schema() -> None:
     result = subprocess.run(
-        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
         capture_output=True,
         text=True,
     )

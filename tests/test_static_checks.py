@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 
 from jobqueue.serving import ROOT
+from tests.support.extras import tool
 
 
 def test_every_shell_script_passes_shellcheck() -> None:
@@ -16,7 +17,7 @@ def test_every_shell_script_passes_shellcheck() -> None:
     )
     assert len(scripts) >= 6
     result = subprocess.run(
-        ["shellcheck", "-x", *scripts], cwd=ROOT, capture_output=True, text=True
+        [tool("shellcheck"), "-x", *scripts], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -25,7 +26,7 @@ def test_migrations_pass_squawk_with_each_waiver_explained() -> None:
     """Global waivers are in .squawk.toml with their reasons; the rest are in place."""
     migrations = sorted(str(p) for p in (ROOT / "supabase" / "migrations").glob("*.sql"))
     result = subprocess.run(
-        ["squawk", "--config", str(ROOT / ".squawk.toml"), "--reporter", "gcc", *migrations],
+        [tool("squawk"), "--config", str(ROOT / ".squawk.toml"), "--reporter", "gcc", *migrations],
         cwd=ROOT,
         capture_output=True,
         text=True,

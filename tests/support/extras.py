@@ -13,3 +13,14 @@ def unavailable(reason: str) -> NoReturn:
     if os.environ.get("JOBQUEUE_NO_SKIP") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def tool(name: str) -> str:
+    """A command installed with this interpreter's packages (a virtual environment's bin, even
+    when it is not activated), else whatever PATH finds."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)

@@ -1,5 +1,5 @@
 """``jobqueue``: the operator's command line over the same SQL API the functions use."""
 
-from jobqueue.cli.app import main
+from jobqueue.cli.main import main
 
 __all__ = ["main"]

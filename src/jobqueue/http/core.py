@@ -1,6 +1,6 @@
 """The request pipeline both functions share, independent of the runtime that serves them.
 
-Every POST is checked in the order CONTRACT.md fixes (configuration, secret, size, body) before
+Every POST is checked in the order the contract fixes (configuration, secret, size, body) before
 the function's own service runs, so each runtime adapter only converts requests and responses.
 The body is read only after the secret matched: a caller without it cannot hold a serving
 thread by sending half a body.

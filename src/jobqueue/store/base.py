@@ -24,7 +24,6 @@ class ClaimedJob:
     type: str
     input: Any
     attempt: int
-    max_attempts: int
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ClaimedJob:
@@ -33,7 +32,6 @@ class ClaimedJob:
             type=str(row["type"]),
             input=row["input"],
             attempt=int(row["attempts"]),
-            max_attempts=int(row["max_attempts"]),
         )
 
 
@@ -71,7 +69,6 @@ class Finished:
 
     id: int
     status: str
-    attempts: int
     error: str | None
     accepted: bool
 
@@ -80,7 +77,6 @@ class Finished:
         return cls(
             id=int(row["id"]),
             status=str(row["status"]),
-            attempts=int(row["attempts"] or 0),
             error=row["error"],
             accepted=bool(row["accepted"]),
         )

@@ -12,27 +12,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from jobqueue.http.core import Endpoint
+from jobqueue.store.opening import open_store
 
 if TYPE_CHECKING:
     from jobqueue.settings import WorkerSettings
-    from jobqueue.store.base import QueueStore
     from jobqueue.worker.guardian import Guardian
     from jobqueue.worker.models import PullRequest
     from jobqueue.worker.service import WorkerService
-
-
-def open_store(settings: WorkerSettings) -> QueueStore:
-    """``DATABASE_URL`` wins; Supabase REST is for deployments that cannot reach Postgres."""
-    if settings.database_url is not None:
-        from jobqueue.store.postgres import PostgresStore
-
-        return PostgresStore(
-            settings.database_url.get_secret_value(), settings.database_call_timeout_seconds
-        )
-    from jobqueue.store.rest import RestStore
-
-    assert settings.supabase_url is not None and settings.supabase_key is not None
-    return RestStore(str(settings.supabase_url), settings.supabase_key)
 
 
 class WorkerApp:

@@ -11,14 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from jobqueue import log
 from jobqueue.store.base import Json
-from jobqueue.worker.registry import JobError
+from jobqueue.worker.outcomes import JobTimeout as JobTimeout
+from jobqueue.worker.outcomes import SnoozeJob
 
 if TYPE_CHECKING:
     from jobqueue.store.base import ClaimedJob, QueueStore
-
-
-class JobTimeout(JobError):
-    """The handler ran past its time limit; the attempt fails and is retried."""
 
 
 @dataclass
@@ -90,8 +87,6 @@ class JobContext:
         (at most ``SHORT_WAIT_SECONDS`` and within the handler's time) is slept here; a longer
         one snoozes the job until the budget has room, which costs no attempt. Asking for more
         than a whole minute's budget raises the database's error."""
-        from jobqueue.worker.registry import SnoozeJob
-
         while True:
             rows = self.call("acquire_rate", p_key=key, p_requests=requests, p_tokens=tokens)
             ready = _instant(rows[0]["value"] if rows else None)

@@ -117,7 +117,7 @@ def _claims(jobs: Sequence[ClaimedJob]) -> list[list[int]]:
 
 
 def _jobs(claims: Sequence[Claim]) -> list[ClaimedJob]:
-    return [ClaimedJob(id, "", None, attempt, 0) for id, attempt in claims]
+    return [ClaimedJob(id, "", None, attempt) for id, attempt in claims]
 
 
 class _Keeper:
@@ -158,7 +158,7 @@ class _Keeper:
 
 def main() -> None:
     from jobqueue import settings
-    from jobqueue.worker.app import open_store
+    from jobqueue.store.opening import open_store
 
     parent = int(os.environ.get("JOBQUEUE_GUARDIAN_PARENT", "0"))
     lease = int(os.environ.get("JOBQUEUE_GUARDIAN_LEASE", "300"))

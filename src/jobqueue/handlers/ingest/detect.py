@@ -37,10 +37,6 @@ class Detected:
     type: str
     encoding: str | None = None  # text formats only
 
-    @property
-    def is_text(self) -> bool:
-        return self.encoding is not None
-
 
 def detect(path: Path, name: str, declared: str | None) -> Detected:
     with path.open("rb") as f:

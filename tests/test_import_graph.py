@@ -1,0 +1,94 @@
+"""The package's import graph (issue 17): every ``import jobqueue...`` between its modules, lazy
+ones inside functions included. The functions' code never reaches the operator's tools, and no
+two modules import each other, directly or round a circle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from jobqueue.serving import ROOT
+
+SOURCE = ROOT / "src"
+# The operator's tools: the CLI, the local run, the migrations runner, the gateway they share,
+# the test-serving helpers. The deployable functions must never need them.
+TOOLS = (
+    "jobqueue.cli",
+    "jobqueue.local",
+    "jobqueue.migrate",
+    "jobqueue.operations",
+    "jobqueue.serving",
+    "jobqueue.__main__",
+)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SOURCE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in (SOURCE / "jobqueue").rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for target in targets:
+                if target in modules and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _is_tool(name: str) -> bool:
+    return any(name == t or name.startswith(t + ".") for t in TOOLS)
+
+
+def test_the_functions_code_never_reaches_the_tools() -> None:
+    graph = _graph()
+    core = {
+        m
+        for entry in ("functions/cron_tick/main.py", "functions/worker_pull/main.py")
+        for m in _entry_imports(ROOT / entry, graph)
+    }
+    assert core, "the entry points import the package"
+    leaks = sorted(m for m in core if _is_tool(m))
+    assert leaks == [], f"tools reached from the functions: {leaks}"
+
+
+def _entry_imports(entry: Path, graph: dict[str, set[str]]) -> set[str]:
+    direct: set[str] = set()
+    for node in ast.walk(ast.parse(entry.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module in graph:
+            direct.add(node.module)
+    found = set(direct)
+    for module in direct:
+        found |= _reach(graph, module)
+    return found
+
+
+def test_no_import_circle() -> None:
+    graph = _graph()
+    circles = []
+    for module in graph:
+        for nxt in graph[module]:
+            if module in _reach(graph, nxt) and not nxt.startswith(module + "."):
+                circles.append((module, nxt))
+    # A package's __init__ re-exporting its own submodule is not a circle of design.
+    circles = [(a, b) for a, b in circles if not (b.startswith(a + ".") or a.startswith(b + "."))]
+    assert circles == []
