@@ -30,7 +30,7 @@ def fill(conn: psycopg.Connection, rows: int, keyed: bool = False) -> None:
         conn.execute("select set_rate_limit('bench', p_max_running => 1000)")
         conn.execute(
             "insert into jobs (type, group_key, concurrency_key)"
-            " select 'echo', 'tenant-' || (n % 20), 'bench' from generate_series(1, %s) n",
+            " select 'echo', 'tenant-' || (n %% 20), 'bench' from generate_series(1, %s) n",
             (QUEUED,),
         )
     else:

@@ -25,13 +25,18 @@ from typing import Any
 import httpx
 import psycopg
 from werkzeug import Request, Response
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from _common import machine, scratch_database
 from jobqueue.local.storage_server import LocalStorage
 from jobqueue.serving import serve
 
 MODEL = "bench-embedding"
+
+
+class _Quiet(WSGIRequestHandler):
+    def log(self, type: str, message: str, *args: Any) -> None:
+        pass
 
 
 class Provider:
@@ -80,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     print(machine())
     provider = Provider(args.budget)
-    server = make_server("127.0.0.1", 0, provider, threaded=True)
+    server = make_server("127.0.0.1", 0, provider, threaded=True, request_handler=_Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     key, worker_secret, cron_secret = (secrets.token_urlsafe(16) for _ in range(3))
     with (
