@@ -16,12 +16,12 @@ import itertools
 import json
 import math
 import re
-import threading
 from collections.abc import Iterable
 from typing import Any
 
 from werkzeug import Request, Response
-from werkzeug.serving import WSGIRequestHandler, make_server
+
+from jobqueue.local.server import LocalServer
 
 DIMS = 256
 MODEL = "local-hashing-demo-256"
@@ -39,26 +39,17 @@ def hashed_vector(text: str, dims: int = DIMS) -> list[float]:
     return [x / norm for x in vector]
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log(self, type: str, message: str, *args: Any) -> None:
-        pass
-
-
 class LocalEmbeddings:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = make_server(
-            host, port, self._app, threaded=True, request_handler=_QuietHandler
-        )
-        self.url = f"http://{host}:{self._server.server_port}/v1"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LocalServer(self._app, host, port)
+        self.url = f"{self._server.base_url}/v1"
 
     def __enter__(self) -> LocalEmbeddings:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)

@@ -14,15 +14,15 @@ from __future__ import annotations
 import hmac
 import json
 import shutil
-import threading
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from werkzeug import Request, Response
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wsgi import wrap_file
+
+from jobqueue.local.server import LocalServer
 
 PREFIX = "/storage/v1/object/"
 
@@ -32,19 +32,15 @@ class LocalStorage:
         self.root = root
         self.key = service_key
         root.mkdir(parents=True, exist_ok=True)
-        self._server = make_server(
-            host, port, self._app, threaded=True, request_handler=_QuietHandler
-        )
-        self.url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LocalServer(self._app, host, port)
+        self.url = self._server.base_url
 
     def __enter__(self) -> LocalStorage:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -81,13 +77,6 @@ class LocalStorage:
                 headers={"Content-Length": str(target.stat().st_size)},
             )
         return _error(405, "405", "method_not_allowed", f"{request.method} is not supported")
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access log on the terminal: the live view is there."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 def _error(status: int, code: str, error: str, message: str) -> Response:
