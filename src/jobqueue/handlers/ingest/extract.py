@@ -108,8 +108,11 @@ def _check_json(path: Path, encoding: str, name: str, limits: Limits) -> None:
                 elif event in ("end_map", "end_array"):
                     depth -= 1
         except ijson.JSONError as exc:
+            # yajl's message goes on to quote the file around the fault: its first line says
+            # what is wrong, and the file's own words stay out of the job's error.
+            reason = (str(exc).strip().splitlines() or ["unreadable"])[0]
             raise CorruptFile(
-                f"{name} is not valid JSON ({exc}): fix the file and upload it again"
+                f"{name} is not valid JSON ({reason}): fix the file and upload it again"
             ) from None
 
 
