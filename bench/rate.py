@@ -13,21 +13,20 @@ attempts spent on 429s (0), and the wall time beside the ideal (work / budget).
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import tempfile
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-from werkzeug import Request, Response
+from werkzeug import Request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from _common import machine, scratch_database
+from jobqueue.local.rate_limited_provider import RateLimitedProvider
 from jobqueue.local.storage_server import LocalStorage
 from jobqueue.serving import serve
 
@@ -39,53 +38,18 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-class Provider:
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.lock = threading.Lock()
-        self.accepted: deque[float] = deque()
-        self.arrivals: list[float] = []
-        self.refused = 0
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        now = time.monotonic()
-        with self.lock:
-            self.arrivals.append(now)
-            while self.accepted and self.accepted[0] <= now - 60:
-                self.accepted.popleft()
-            if len(self.accepted) >= self.budget:
-                self.refused += 1
-                reset = 60 - (now - self.accepted[0])
-                answer = Response(
-                    json.dumps({"error": {"message": "Rate limit reached"}}),
-                    status=429,
-                    headers={
-                        "x-ratelimit-remaining-requests": "0",
-                        "x-ratelimit-reset-requests": f"{reset:.3f}s",
-                    },
-                    content_type="application/json",
-                )
-                return answer(environ, start_response)
-            self.accepted.append(now)
-        body = json.loads(request.get_data())
-        data = [{"index": i, "embedding": [0.1, 0.2, 0.3]} for i, _ in enumerate(body["input"])]
-        tokens = sum(len(t) // 4 + 1 for t in body["input"])
-        answer = Response(
-            json.dumps({"data": data, "usage": {"total_tokens": tokens}}),
-            content_type="application/json",
-        )
-        return answer(environ, start_response)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--budget", type=int, default=1000)
     args = parser.parse_args()
     print(machine())
-    provider = Provider(args.budget)
-    server = make_server("127.0.0.1", 0, provider, threaded=True, request_handler=_Quiet)
+    provider = RateLimitedProvider(args.budget)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        return provider(Request(environ))(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     key, worker_secret, cron_secret = (secrets.token_urlsafe(16) for _ in range(3))
     with (

@@ -8,19 +8,17 @@ no attempt is spent on a rate limit, and every file ends processed.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
+from jobqueue.local.rate_limited_provider import RateLimitedProvider
 from jobqueue.serving import serve
 from tests.support.ingest import KEY, Storage
 from tests.support.queue import Conn
@@ -34,73 +32,11 @@ BUDGET = 20  # requests per minute, the provider's and ours
 FILES = 26
 
 
-class Provider:
-    """POST /v1/embeddings with OpenAI's shapes; at most BUDGET requests in any 60 s."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.lock = threading.Lock()
-        self.accepted: deque[float] = deque()
-        self.arrivals: list[float] = []
-        self.refused = 0
-
-    def __call__(self, request: Request) -> Response:
-        now = time.monotonic()
-        with self.lock:
-            self.arrivals.append(now)
-            while self.accepted and self.accepted[0] <= now - 60:
-                self.accepted.popleft()
-            remaining = self.budget - len(self.accepted)
-            if remaining <= 0:
-                self.refused += 1
-                reset = 60 - (now - self.accepted[0])
-                return Response(
-                    json.dumps({"error": {"message": "Rate limit reached", "type": "requests"}}),
-                    status=429,
-                    headers={
-                        "x-ratelimit-limit-requests": str(self.budget),
-                        "x-ratelimit-remaining-requests": "0",
-                        "x-ratelimit-reset-requests": f"{reset:.3f}s",
-                        "retry-after": str(int(reset) + 1),
-                    },
-                    content_type="application/json",
-                )
-            self.accepted.append(now)
-        body = json.loads(request.get_data())
-        data = [
-            {"object": "embedding", "index": i, "embedding": [0.1, 0.2, float(i)]}
-            for i, _ in enumerate(body["input"])
-        ]
-        tokens = sum(len(text) // 4 + 1 for text in body["input"])
-        return Response(
-            json.dumps(
-                {
-                    "object": "list",
-                    "data": data,
-                    "model": body["model"],
-                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-                }
-            ),
-            headers={
-                "x-ratelimit-limit-requests": str(self.budget),
-                "x-ratelimit-remaining-requests": str(remaining - 1),
-                "x-ratelimit-reset-requests": "1s",
-            },
-            content_type="application/json",
-        )
-
-    def most_in_a_minute(self) -> int:
-        arrivals = sorted(self.arrivals)
-        return max(
-            (sum(1 for t in arrivals if start <= t < start + 60) for start in arrivals), default=0
-        )
-
-
 def test_two_instances_share_the_providers_budget_and_no_upload_fails(
     db: str, conn: Conn, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     storage = Storage()
-    provider = Provider(BUDGET)
+    provider = RateLimitedProvider(BUDGET)
     httpserver.expect_request(re.compile("^/storage/v1/object/.*")).respond_with_handler(storage)
     httpserver.expect_request("/v1/embeddings", method="POST").respond_with_handler(provider)
     conn.execute("select set_rate_limit(%s, %s)", (f"embeddings:{MODEL}", BUDGET))
