@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from typing import Any
 
 import psycopg
@@ -247,6 +248,19 @@ def test_ingest_stores_vectors_with_their_model_and_reports_progress(
     )
     text = " ".join(f"word{i:05d}" for i in range(150_000))
     file_id = upload(conn, storage, "big.txt", text.encode())
+    # A provider taking 0.1 s a call: each batch of 200 chunks (4 calls) outlasts the 0.25 s
+    # between progress writes, so the embedding stage is seen advancing however fast the host.
+    import time as clock
+
+    original = embeddings.__call__
+
+    def slow(request: Any) -> Any:
+        clock.sleep(0.1)
+        return original(request)
+
+    httpserver.clear()
+    httpserver.expect_request(re.compile("^/storage/v1/object/.*")).respond_with_handler(storage)
+    httpserver.expect_request("/v1/embeddings", method="POST").respond_with_handler(slow)
     app = worker(EMBEDDINGS_URL=httpserver.url_for("/v1"), EMBEDDINGS_MODEL="m")
     [reported] = run(app)
     assert reported["status"] == "done", reported["error"]
