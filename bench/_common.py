@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from jobqueue.migrate import apply_migrations
+from jobqueue.tools.migrate import apply_migrations
 
 SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -40,10 +40,23 @@ def scratch_database(migrate: bool = True) -> Iterator[str]:
             )
 
 
-def enqueue_noops(dsn: str, count: int, type: str = "echo") -> None:
+def enqueue_noops(dsn: str, count: int, type: str = "echo", groups: int = 0) -> None:
+    """``count`` runnable jobs; with ``groups``, spread over that many group keys (tenants) and
+    all under the concurrency key ``bench``, limited to 1,000 running: limits and turns in
+    use, with room to spare, so only their cost shows."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("truncate jobs, job_attempts")
-        conn.execute("insert into jobs (type) select %s from generate_series(1, %s)", (type, count))
+        conn.execute("truncate jobs, job_attempts, job_group_turns")
+        if groups:
+            conn.execute("select set_rate_limit('bench', p_max_running => 1000)")
+            conn.execute(
+                "insert into jobs (type, group_key, concurrency_key) select %s,"
+                " 'tenant-' || (n %% %s), 'bench' from generate_series(1, %s) n",
+                (type, groups, count),
+            )
+        else:
+            conn.execute(
+                "insert into jobs (type) select %s from generate_series(1, %s)", (type, count)
+            )
         conn.execute("vacuum analyze jobs")
 
 

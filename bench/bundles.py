@@ -6,13 +6,18 @@ Builds the bundles (scripts/build-bundles.sh), then, in fresh interpreters, time
 repo (functions/F/main.py with everything installed, as before the bundles). Also checks that
 the Lambda path loads no Flask.
 
-    python bench/bundles.py [--runs 5]
+    python bench/bundles.py [--runs 5] [--before REF]
+
+With ``--before REF`` (a commit, e.g. the one before a change to the bundles) the same figures
+are measured for REF's bundles too, built by REF's own build-bundles.sh in a git worktree, in
+the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -20,7 +25,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from jobqueue.serving import ROOT
+from jobqueue.tools.serving import ROOT
 
 PROBE = """
 import json, sys, time
@@ -60,38 +65,63 @@ def cold_start(code_dir: Path, runs: int) -> tuple[float, bool]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    runs = parser.parse_args().runs
+    parser.add_argument("--before", help="also measure this commit's bundles")
+    args = parser.parse_args()
+    print(
+        f"{'tree':10} {'function':12} {'zip':>9} {'unzipped':>9} {'modules':>8} "
+        f"{'lambda cold start':>18} {'repo cold start':>16}  flask on the Lambda path"
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        dist = Path(tmp) / "dist"
-        subprocess.run(
-            ["bash", "scripts/build-bundles.sh", str(dist)],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
+        if args.before:
+            tree = Path(tmp) / "before"
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", str(tree), args.before],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            )
+            try:
+                measure(f"{args.before[:9]}", tree, Path(tmp) / "b", args.runs)
+            finally:
+                subprocess.run(
+                    ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True
+                )
+        measure("this tree", ROOT, Path(tmp) / "a", args.runs)
+
+
+def measure(label: str, repo: Path, work: Path, runs: int) -> None:
+    """Builds ``repo``'s bundles with its own script and prints a line per function."""
+    dist = work / "dist"
+    # Built for this interpreter, which times them (by default the zips are for the Python
+    # the SAM template deploys, which may not be this one).
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    subprocess.run(
+        ["bash", "scripts/build-bundles.sh", str(dist)],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "LAMBDA_PYTHON_VERSION": here},
+    )
+    for function in ("cron_tick", "worker_pull"):
+        archive = dist / f"{function}-lambda.zip"
+        unzipped = work / f"{function}-task"
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(unzipped)
+            modules = sum(
+                1 for n in zipped.namelist() if n.startswith("jobqueue/") and n.endswith(".py")
+            )
+        lambda_s, flask = cold_start(unzipped, runs)
+        # The repo layout: main.py beside an environment with everything installed.
+        repo_dir = work / f"{function}-repo"
+        repo_dir.mkdir()
+        (repo_dir / "main.py").write_text((repo / "functions" / function / "main.py").read_text())
+        site = [p for p in sys.path if p.endswith("site-packages")]
+        repo_s = cold_start_with_paths(repo_dir, [str(repo / "src"), *site], runs)
         print(
-            f"{'function':12} {'zip':>9} {'unzipped':>9} {'lambda cold start':>18} "
-            f"{'repo cold start':>16} {'ratio':>6}  flask on the Lambda path"
+            f"{label:10} {function:12} {archive.stat().st_size / 1e6:8.1f}M "
+            f"{folder_size(unzipped) / 1e6:8.1f}M {modules:8d} {lambda_s * 1000:15.0f} ms "
+            f"{repo_s * 1000:13.0f} ms  {'yes' if flask else 'no'}"
         )
-        for function in ("cron_tick", "worker_pull"):
-            archive = dist / f"{function}-lambda.zip"
-            unzipped = Path(tmp) / f"{function}-task"
-            with zipfile.ZipFile(archive) as zipped:
-                zipped.extractall(unzipped)
-            lambda_s, flask = cold_start(unzipped, runs)
-            # The repo layout: main.py beside an environment with everything installed.
-            repo_dir = Path(tmp) / f"{function}-repo"
-            repo_dir.mkdir()
-            (repo_dir / "main.py").write_text(
-                (ROOT / "functions" / function / "main.py").read_text()
-            )
-            site = [p for p in sys.path if p.endswith("site-packages")]
-            repo_s = cold_start_with_paths(repo_dir, [str(ROOT / "src"), *site], runs)
-            print(
-                f"{function:12} {archive.stat().st_size / 1e6:8.1f}M "
-                f"{folder_size(unzipped) / 1e6:8.1f}M {lambda_s * 1000:15.0f} ms "
-                f"{repo_s * 1000:13.0f} ms {repo_s / lambda_s:5.2f}x  {'yes' if flask else 'no'}"
-            )
 
 
 def cold_start_with_paths(code_dir: Path, paths: list[str], runs: int) -> float:

@@ -1,7 +1,9 @@
 """drain: N no-op jobs drained through a served worker_pull over HTTP (max_jobs 100) by 1 and
-by 4 concurrent callers, and through a served cron_tick driving it. Prints jobs/s.
+by 4 concurrent callers, and through a served cron_tick driving it. Prints jobs/s. Then the
+callers again with the jobs spread over 20 group keys under one limited concurrency key
+(fair claiming and limits in use), and each keyed figure's ratio to its plain one.
 
-    python bench/drain.py [--jobs 20000]
+    python bench/drain.py [--jobs 20000] [--groups 20]
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from _common import count_done, enqueue_noops, machine, scratch_database, timed
-from jobqueue.serving import serve_pipeline
+from jobqueue.tools.serving import serve_pipeline
 
 SECRET = "bench-worker-secret"
 
@@ -45,6 +47,7 @@ def drain_with_cron(url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--groups", type=int, default=20)
     args = parser.parse_args()
     n = args.jobs
     print(machine())
@@ -54,21 +57,28 @@ def main() -> None:
         tempfile.TemporaryDirectory() as logs,
         serve_pipeline(dsn, SECRET, SECRET, Path(logs)) as (worker, cron),
     ):
-        for label, callers in (("worker_pull, 1 caller", 1), ("worker_pull, 4 callers", 4)):
-            enqueue_noops(dsn, n)
-            drain_with_callers(worker.url, callers, 100)  # warm: learns job durations
-            enqueue_noops(dsn, n)
-            seconds = timed(lambda c=callers: drain_with_callers(worker.url, c, 100))
-            assert count_done(dsn) == n
-            results[label] = n / seconds
+        for keyed in (False, True):
+            for callers in (1, 4):
+                groups = args.groups if keyed else 0
+                enqueue_noops(dsn, n, groups=groups)
+                drain_with_callers(worker.url, callers, 100)  # warm: learns job durations
+                enqueue_noops(dsn, n, groups=groups)
+                seconds = timed(lambda c=callers: drain_with_callers(worker.url, c, 100))
+                assert count_done(dsn) == n
+                results[(keyed, callers)] = n / seconds
         enqueue_noops(dsn, n)
         seconds = timed(lambda: drain_with_cron(cron.url))
         assert count_done(dsn) == n
-        results["cron_tick (concurrency 4, max_jobs 100)"] = n / seconds
-    for label, rate in results.items():
+        cron_rate = n / seconds
+    for (keyed, callers), rate in results.items():
+        keys = f", {args.groups} groups + limit" if keyed else ""
+        label = f"worker_pull, {callers} caller{'s' if callers > 1 else ''}{keys}"
         print(f"{label:45s} {rate:10,.0f} jobs/s")
-    one, four = results["worker_pull, 1 caller"], results["worker_pull, 4 callers"]
-    print(f"{'ratio 4 callers / 1 caller':45s} {four / one:10.2f}")
+    print(f"{'cron_tick (concurrency 4, max_jobs 100)':45s} {cron_rate:10,.0f} jobs/s")
+    print(f"{'ratio 4 callers / 1 caller':45s} {results[(False, 4)] / results[(False, 1)]:10.2f}")
+    for callers in (1, 4):
+        ratio = results[(True, callers)] / results[(False, callers)]
+        print(f"{f'ratio keyed / plain, {callers} caller(s)':45s} {ratio:10.2f}")
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ from tests.support.files import docx, pdf
 
 from jobqueue.handlers.ingest.detect import Detected, detect
 from jobqueue.handlers.ingest.extract import Extracted, extract
-from jobqueue.local.storage_server import LocalStorage
-from jobqueue.serving import serve
+from jobqueue.tools.local.storage_server import LocalStorage
+from jobqueue.tools.serving import serve
 
 WORDS = [
     "queue",

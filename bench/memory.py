@@ -14,7 +14,7 @@ from pathlib import Path
 
 from _common import count_done, enqueue_noops, machine, scratch_database
 from drain import SECRET, pull_until_empty
-from jobqueue.serving import serve
+from jobqueue.tools.serving import serve
 
 
 def tree_rss_mb(pid: int) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from _common import count_done, enqueue_noops, machine, scratch_database, timed
 from drain import SECRET, drain_with_callers
-from jobqueue.serving import serve
+from jobqueue.tools.serving import serve
 
 PGBENCH_SCRIPT = """\
 select count(*) from public.finish_jobs(

@@ -26,9 +26,9 @@ from werkzeug import Request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from _common import machine, scratch_database
-from jobqueue.local.rate_limited_provider import RateLimitedProvider
-from jobqueue.local.storage_server import LocalStorage
-from jobqueue.serving import serve
+from jobqueue.tools.local.rate_limited_provider import RateLimitedProvider
+from jobqueue.tools.local.storage_server import LocalStorage
+from jobqueue.tools.serving import serve
 
 MODEL = "bench-embedding"
 

@@ -21,7 +21,7 @@ import httpx
 import psycopg
 
 from _common import machine, scratch_database
-from jobqueue.serving import serve_pipeline
+from jobqueue.tools.serving import serve_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-start-latency"

@@ -21,7 +21,7 @@ import httpx
 import psycopg
 
 from _common import enqueue_noops, machine, scratch_database
-from jobqueue.serving import serve_pipeline
+from jobqueue.tools.serving import serve_pipeline
 
 RUNBOOK_JOBS_PER_TICK = 5  # 5 iterations, one job per call
 RECIPE_BODY = {"iterations": 5, "delay": 500, "max_jobs": 100}  # infra/ templates

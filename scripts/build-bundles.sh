@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds each function's deployable bundles (CONTRACT.md, "Bundles and deployment"):
+# Builds each function's deployable bundles (README, "Deploying"):
 #   OUT_DIR/F/             source folder for Cloud Run / Cloud Functions: main.py, the jobqueue
 #                          package, and requirements.txt pinning F's whole run-time closure
 #   OUT_DIR/F-lambda.zip   Lambda package: the same code and every dependency at the zip's root,

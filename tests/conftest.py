@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobqueue.migrate import apply_migrations
-from jobqueue.serving import CONFIG_VARIABLES
+from jobqueue.tools.migrate import apply_migrations
+from jobqueue.tools.serving import CONFIG_VARIABLES
 from tests.support import pg
 
 pytest_plugins = ["tests.support.ingest"]

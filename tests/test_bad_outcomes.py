@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 import tests.handlers.hostile as hostile
-from jobqueue.serving import serve
+from jobqueue.tools.serving import serve
 from jobqueue.worker.registry import registry
 from tests.support.functions import client
 from tests.support.queue import Conn, claim, insert_job, job

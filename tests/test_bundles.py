@@ -1,5 +1,5 @@
-"""The deployable bundles, as a user deploys them (issue 10; CONTRACT.md "Bundles and
-deployment"): built by scripts/build-bundles.sh, each source folder installed into a fresh
+"""The deployable bundles, as a user deploys them (issue 10; the README's
+"Deploying"): built by scripts/build-bundles.sh, each source folder installed into a fresh
 virtual environment from its own requirements.txt and served from inside that folder, and each
 Lambda zip run by the real Lambda runtime interface client (awslambdaric) against a stand-in of
 the Lambda Runtime API."""
@@ -26,7 +26,7 @@ import pytest
 from werkzeug import Request, Response
 from werkzeug.serving import make_server
 
-from jobqueue.serving import ROOT, free_port, wait_until_healthy
+from jobqueue.tools.serving import ROOT, free_port, wait_until_healthy
 from tests.support import pg
 from tests.support.queue import insert_job, job
 
@@ -157,10 +157,14 @@ WORKER_MODULES = {
     "worker/__init__",
     "worker/app",
     "worker/context",
+    "worker/execution",
     "worker/guardian",
+    "worker/leases",
     "worker/models",
+    "worker/outcome_buffer",
     "worker/outcomes",
     "worker/registry",
+    "worker/report",
     "worker/runner",
     "worker/service",
 }
@@ -198,8 +202,10 @@ def test_each_source_folder_has_main_and_pinned_requirements(bundles: Path) -> N
         names = {line.split("==")[0] for line in lines}
         assert "functions-framework" in names
         assert not names & {"pytest", "ruff", "mypy", "hypothesis", "jobqueue"}
+        # Only the operator's tools upload to Storage or draw tables: no function ships them.
+        assert not names & {"storage3", "rich", "pgserver"}
         if function == "cron_tick":
-            assert not names & {"psycopg", "psycopg-binary", "supabase", "postgrest", "storage3"}
+            assert not names & {"psycopg", "psycopg-binary", "supabase", "postgrest"}
             assert not (folder / "jobqueue" / "store").exists(), "no queue store in cron_tick"
 
 

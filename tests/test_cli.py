@@ -15,8 +15,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from jobqueue import __version__
-from jobqueue.cli import main
-from jobqueue.serving import free_port, serve_pipeline
+from jobqueue.tools.cli import main
+from jobqueue.tools.serving import free_port, serve_pipeline
 from tests.support.queue import Conn, claim, insert_job, job
 
 
@@ -251,7 +251,7 @@ def test_a_non_editable_install_finds_its_migrations(empty_db: str, tmp_path: Pa
     import site
     import sysconfig
 
-    from jobqueue.serving import ROOT
+    from jobqueue.tools.serving import ROOT
 
     venv = tmp_path / "venv"
     # Not --system-site-packages: from inside a virtual environment that would give the base
@@ -437,3 +437,21 @@ def test_operator_messages_say_what_happened(
     from datetime import datetime
 
     assert "T" in row["updated_at"] and datetime.fromisoformat(row["updated_at"]).tzinfo
+
+
+def test_enqueue_count_and_ingest_show_their_progress(
+    capsys: pytest.CaptureFixture[str], db: str, conn: Conn, tmp_path: Path
+) -> None:
+    """Long commands say how far they are (issue 17); --json stays one document."""
+    out = human(capsys, db, "enqueue", "echo", "--count", "25000")
+    assert "enqueueing" in out and "25000/25000" in out and "enqueued 25000 echo" in out
+    row = conn.execute("select count(*) as n from jobs where type = 'echo'").fetchone()
+    assert row is not None and row["n"] == 25000
+    names = [tmp_path / f"f{i}.txt" for i in range(3)]
+    for path in names:
+        path.write_text("x")
+    out = human(capsys, db, "ingest", "--no-upload", *map(str, names))
+    assert "registering" in out and "3/3" in out
+    registered = run(capsys, db, "ingest", "--no-upload", str(names[0]))
+    assert [r["path"] for r in registered] == ["f0.txt"]
+    assert run(capsys, db, "enqueue", "echo", "--count", "3")["enqueued"]

@@ -22,7 +22,7 @@ import httpx
 import psutil
 import pytest
 
-from jobqueue.serving import Served, serve
+from jobqueue.tools.serving import Served, serve
 from tests.support.functions import load_module
 from tests.support.queue import Conn, insert_job
 

@@ -13,7 +13,7 @@ import httpx
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from jobqueue.serving import serve
+from jobqueue.tools.serving import serve
 
 CRON_SECRET = "cron-secret-id-token"
 WORKER_SECRET = "worker-secret-id-token"

@@ -15,7 +15,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from jobqueue.serving import free_port
+from jobqueue.tools.serving import free_port
 from tests.support.functions import client, load_module
 
 CRON_SECRET = "cron-secret-abcdef"
@@ -264,6 +264,8 @@ def test_invalid_configuration_is_503(env: dict[str, str], monkeypatch: Any) -> 
         {"max_jobs": 0},
         {"concurrency": 51},
         {"extra": 1},
+        # The internal name carries its unit; the body's field stays the contract's "delay".
+        {"delay_ms": 10},
     ],
 )
 def test_bad_bodies_are_400(
@@ -272,6 +274,13 @@ def test_bad_bodies_are_400(
     response = tick(env, monkeypatch, body)
     assert response.status_code == 400 and response.get_json()["error"] == "bad_request"
     assert worker.calls == []
+
+
+def test_a_bad_delay_is_named_as_the_caller_wrote_it(
+    env: dict[str, str], monkeypatch: Any, worker: FakeWorker
+) -> None:
+    message = tick(env, monkeypatch, {"delay": -1}).get_json()["message"]
+    assert message.startswith("delay: ") and "delay_ms" not in message
 
 
 def test_empty_body_uses_the_runbook_defaults(

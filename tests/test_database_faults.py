@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jobqueue.migrate import apply_migrations
+from jobqueue.tools.migrate import apply_migrations
 from tests.support.functions import client
 from tests.support.pg import connect
 from tests.support.private_pg import Cluster, private_cluster
@@ -73,7 +73,7 @@ def test_claims_of_a_call_that_lost_the_database_are_given_up_once_it_answers(
 ) -> None:
     """The database freezes while a handler runs: the call answers 503, and the claim it held
     is not left running for a whole lease: the guardian expires it as soon as the database
-    answers again (CONTRACT: no job left claimed by this call)."""
+    answers again (no job left claimed by this call)."""
     import threading
 
     env = {

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobqueue.serving import ROOT, serve_pipeline
+from jobqueue.tools.serving import ROOT, serve_pipeline
 from tests.support.extras import tool
 from tests.support.functions import cron_tick_with_worker_down
 from tests.support.pg import connect

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jobqueue.migrate import apply_migrations
-from jobqueue.serving import serve, serve_pipeline
+from jobqueue.tools.migrate import apply_migrations
+from jobqueue.tools.serving import serve, serve_pipeline
 from tests.support import pg
 from tests.support.private_pg import private_cluster
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobqueue.cron.app import DirectInvocationFailed
-from jobqueue.serving import serve
+from jobqueue.tools.serving import serve
 from tests.support.functions import client, load_module
 
 WORKER_SECRET = "worker-secret-value-1234"

@@ -1,5 +1,6 @@
 """The package's import graph (issue 17): every ``import jobqueue...`` between its modules, lazy
-ones inside functions included. The functions' code never reaches the operator's tools, and no
+ones inside functions included. The operator's tools live in ``jobqueue.tools``; the run-time
+core (everything else) never imports them, the functions' code reaches none of them, and no
 two modules import each other, directly or round a circle."""
 
 from __future__ import annotations
@@ -7,19 +8,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from jobqueue.serving import ROOT
+from jobqueue.tools.serving import ROOT
 
 SOURCE = ROOT / "src"
 # The operator's tools: the CLI, the local run, the migrations runner, the gateway they share,
-# the test-serving helpers. The deployable functions must never need them.
-TOOLS = (
-    "jobqueue.cli",
-    "jobqueue.local",
-    "jobqueue.migrate",
-    "jobqueue.operations",
-    "jobqueue.serving",
-    "jobqueue.__main__",
-)
+# the test-serving helpers; and `python -m jobqueue`, which starts the CLI. The deployable
+# functions must never need them.
+TOOLS = ("jobqueue.tools", "jobqueue.__main__")
 
 
 def _module_name(path: Path) -> str:
@@ -92,3 +87,27 @@ def test_no_import_circle() -> None:
     # A package's __init__ re-exporting its own submodule is not a circle of design.
     circles = [(a, b) for a, b in circles if not (b.startswith(a + ".") or a.startswith(b + "."))]
     assert circles == []
+
+
+def test_the_core_never_imports_the_tools() -> None:
+    """Not only what today's main.py reaches: no module outside jobqueue.tools imports one
+    inside it, so a handler or store added tomorrow cannot pull the CLI into a bundle."""
+    graph = _graph()
+    crossings = sorted(
+        (module, target)
+        for module, targets in graph.items()
+        if not _is_tool(module)
+        for target in targets
+        if _is_tool(target)
+    )
+    assert crossings == []
+
+
+def test_every_tool_lives_under_the_tools_package() -> None:
+    """The operator-only modules named in the issue sit in jobqueue.tools, not at the root."""
+    graph = _graph()
+    for name in ("cli", "local", "migrate", "operations", "serving"):
+        assert f"jobqueue.{name}" not in graph
+        assert any(
+            m == f"jobqueue.tools.{name}" or m.startswith(f"jobqueue.tools.{name}.") for m in graph
+        )

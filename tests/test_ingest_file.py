@@ -90,7 +90,10 @@ def test_each_format_becomes_text_metadata_and_chunks(
     assert row["status"] == "processed" and expected_text in row["text_content"]
     assert "<" not in row["text_content"] or detected != "text/html"
     assert "var no" not in row["text_content"]
-    assert meta["detected_type"] == detected and row["content_type"] == detected
+    # One name per idea: content_type is what the uploader declared, kept as it was;
+    # detected_type is what the bytes are.
+    assert meta["detected_type"] == detected == row["detected_type"]
+    assert row["content_type"] == declared
     assert meta["size_bytes"] == len(content) and len(meta["sha256"]) == 64
     assert meta["characters"] == len(row["text_content"]) and meta["words"] > 0
     assert meta["chunks"] == len(chunks(conn, file_id)) >= 1
@@ -306,9 +309,14 @@ def test_a_reupload_with_the_same_bytes_reuses_the_work(
     )
     run(app)
     calls = len(embeddings.calls)
-    second = upload(conn, storage, "v2/report-copy.txt", content)
+    second = upload(conn, storage, "v2/report-copy.txt", content, "application/octet-stream")
     [reported] = run(app)
     assert reported["status"] == "done"
+    copy = file_row(conn, second)
+    assert (copy["content_type"], copy["detected_type"]) == (
+        "application/octet-stream",
+        "text/plain",
+    )
     assert len(embeddings.calls) == calls, "no embedding redone"
     assert job(conn, reported["id"])["output"]["duplicate_of"] == first
     assert file_row(conn, second)["metadata"]["duplicate_of"] == first

@@ -23,6 +23,9 @@ def start(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     # A hosted project's URL in the environment, as the runbook has users keep it: ignored.
     env["DATABASE_URL"] = "postgresql://nobody:x@db.invalid:5432/hosted"
     env["COLUMNS"] = "200"
+    # As in a container, CI or an ssh session: no runtime folder (pgserver's platformdirs
+    # used to print a RuntimeDirWarning before anything else).
+    env.pop("XDG_RUNTIME_DIR", None)
     with log.open("wb") as out:
         return subprocess.Popen(
             [
@@ -72,6 +75,7 @@ def test_up_processes_every_sample_then_stops_cleanly_and_restarts_fast(tmp_path
         first.send_signal(signal.SIGINT)
         first.wait(30)
     assert "embedded PostgreSQL" in text and "(created)" in text
+    assert "Warning" not in text, text
     from importlib.resources import files
 
     kinds = {
@@ -83,7 +87,7 @@ def test_up_processes_every_sample_then_stops_cleanly_and_restarts_fast(tmp_path
     }
     for name, kind in kinds.items():
         line = next(line for line in text.splitlines() if name in line)
-        size = len(files("jobqueue").joinpath(f"samples/{name}").read_bytes())
+        size = len(files("jobqueue.tools").joinpath(f"samples/{name}").read_bytes())
         assert "processed" in line, line
         # The details come from what ingest_file wrote: its type, size and characters.
         assert f"{kind}, {size} bytes, " in line and "None" not in line, line
@@ -114,7 +118,7 @@ def test_up_never_writes_where_the_environment_points(
 ) -> None:
     """DATABASE_URL and .env.local name a hosted project: `up` ignores them, and a non-local
     --database-url needs --yes; nothing is contacted before that answer."""
-    from jobqueue.cli import main
+    from jobqueue.tools.cli import main
 
     hosted = (
         "postgresql://postgres.ref:Pa55-hidden@aws-0-us-west-1.pooler.supabase.com:6543/postgres"
@@ -124,7 +128,7 @@ def test_up_never_writes_where_the_environment_points(
     assert main(["--database-url", hosted, "up", "--data-dir", str(tmp_path / "d")]) == 2
     _, err = capsys.readouterr()
     assert "pooler.supabase.com" in err and "--yes" in err and "Pa55" not in err
-    from jobqueue.local.database import describe, is_local
+    from jobqueue.tools.local.database import describe, is_local
 
     assert is_local("postgresql://u@127.0.0.1:5432/x") and is_local("host=/tmp dbname=x")
     assert not is_local(hosted)

@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from jobqueue.migrate import MIGRATIONS_DIR, apply_migrations, find_migrations
+from jobqueue.tools.migrate import MIGRATIONS_DIR, apply_migrations, find_migrations
 from tests.support import pg
 from tests.support.queue import Conn
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobqueue.serving import Served, serve
+from jobqueue.tools.serving import Served, serve
 from tests.support.queue import Conn, insert_job
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from jobqueue.serving import ROOT, Served, serve_pipeline
+from jobqueue.tools.serving import ROOT, Served, serve_pipeline
 from tests.support import pg
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ class Secret:
 def served(tmp_path_factory: pytest.TempPathFactory, pg_server: str) -> Iterator[dict[str, Served]]:
     name = pg.unique_name("jobqueue_openapi")
     dsn = pg.create_database(pg_server, name)
-    from jobqueue.migrate import apply_migrations
+    from jobqueue.tools.migrate import apply_migrations
 
     apply_migrations(dsn)
     logs = tmp_path_factory.mktemp("openapi")

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
-from jobqueue.local.rate_limited_provider import RateLimitedProvider
-from jobqueue.serving import serve
+from jobqueue.tools.local.rate_limited_provider import RateLimitedProvider
+from jobqueue.tools.serving import serve
 from tests.support.ingest import KEY, Storage
 from tests.support.queue import Conn
 

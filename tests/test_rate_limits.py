@@ -1,5 +1,5 @@
-"""Limits, snoozes and fairness on real PostgreSQL (issue 19; CONTRACT "Limits, snoozes and
-fairness")."""
+"""Limits, snoozes and fairness on real PostgreSQL (issue 19; the README's "Rate limits,
+snoozes and fair claiming")."""
 
 from __future__ import annotations
 
@@ -224,7 +224,7 @@ def test_a_job_cannot_snooze_forever(conn: Conn) -> None:
 def test_cron_tick_counts_snoozed_jobs_apart_from_failed_ones(
     db: str, conn: Conn, tmp_path: Any
 ) -> None:
-    from jobqueue.serving import serve_pipeline
+    from jobqueue.tools.serving import serve_pipeline
 
     for _ in range(3):
         insert_job(conn, "echo", {"snooze_ms": 60000})

@@ -1,4 +1,4 @@
-"""Released migrations are frozen (issue 18; CONTRACT "SQL": a released file is never edited).
+"""Released migrations are frozen (issue 18: a released file is never edited).
 
 supabase/released-migrations.txt records each released file's sha256; these tests fail CI on a
 released file that changed or vanished, and show that the check catches an edit. A database
@@ -12,8 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from jobqueue.migrate import MIGRATIONS_DIR, apply_migrations, release_problems, released
-from jobqueue.serving import ROOT
+from jobqueue.tools.migrate import MIGRATIONS_DIR, apply_migrations, release_problems, released
+from jobqueue.tools.serving import ROOT
 from tests.support import pg
 
 MANIFEST = ROOT / "supabase" / "released-migrations.txt"
@@ -101,3 +101,43 @@ def test_released_then_head_equals_head_on_a_fresh_database(
         assert _schema(empty_db) == _schema(fresh)
     finally:
         pg.drop_database(pg_server, name)
+
+
+def test_files_processed_under_the_release_get_their_detected_type(
+    empty_db: str, tmp_path: Path
+) -> None:
+    """20261206000000 keeps content_type as declared and moves the detected type to its own
+    column: rows processed by 1.0.0 get it from their metadata, and a worker of 1.0.0 (which
+    still names p_content_type) records the detected type without touching content_type."""
+    import psycopg
+
+    released_only = tmp_path / "released"
+    released_only.mkdir()
+    for name in released(MANIFEST):
+        shutil.copy(MIGRATIONS_DIR / name, released_only / name)
+    apply_migrations(empty_db, released_only)
+    mark = (
+        "select public.mark_ingest_file_processed(%s::uuid, 't', %s::jsonb, "
+        "p_content_type => 'application/pdf')"
+    )
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        [old] = conn.execute(
+            "insert into ingest_files (bucket, path, content_type) values ('b', 'a.txt', "
+            "'text/plain') returning id"
+        ).fetchone() or [None]
+        conn.execute(mark, (old, '{"detected_type": "application/pdf"}'))
+    apply_migrations(empty_db)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        row = conn.execute(
+            "select content_type, detected_type from ingest_files where id = %s", (old,)
+        ).fetchone()
+        assert row == ("application/pdf", "application/pdf"), "1.0.0 overwrote it; now kept"
+        [new] = conn.execute(
+            "insert into ingest_files (bucket, path, content_type) values ('b', 'b.txt', "
+            "'text/plain') returning id"
+        ).fetchone() or [None]
+        conn.execute(mark, (new, "{}"))
+        row = conn.execute(
+            "select content_type, detected_type from ingest_files where id = %s", (new,)
+        ).fetchone()
+        assert row == ("text/plain", "application/pdf")

@@ -7,7 +7,7 @@ import re
 
 import psycopg
 
-from jobqueue.serving import ROOT
+from jobqueue.tools.serving import ROOT
 from tests.support import pg
 from tests.support.queue import claim, insert_job
 

@@ -13,8 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobqueue.migrate import apply_migrations
-from jobqueue.serving import ROOT, Served, serve_pipeline
+from jobqueue.tools.migrate import apply_migrations
+from jobqueue.tools.serving import ROOT, Served, serve_pipeline
 from tests.support import pg, pg_cron
 from tests.support.queue import Conn, insert_job
 from tests.support.scripts import run_script
@@ -499,7 +499,7 @@ def test_a_failing_tick_shows_in_problems_then_clears(
 ) -> None:
     """What the scheduled call got back (pg_net's response, found by its request id) is in
     last_tick_* and, when it went wrong, in problems; a good tick clears it."""
-    from jobqueue.serving import serve
+    from jobqueue.tools.serving import serve
 
     worker_env = {"JOB_WORKER_SECRET": WORKER_SECRET, "DATABASE_URL": cron_db}
     with serve("worker_pull", worker_env, tmp_path) as worker:
@@ -531,7 +531,7 @@ def test_a_failing_tick_shows_in_problems_then_clears(
 def test_an_unreachable_cron_tick_shows_in_problems_then_clears(
     cron_db: str, functions: tuple[Served, Served]
 ) -> None:
-    from jobqueue.serving import free_port
+    from jobqueue.tools.serving import free_port
 
     assert setup_config(cron_db, f"http://127.0.0.1:{free_port()}/").returncode == 0
     with pg.connect(cron_db) as conn:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from jobqueue.serving import Served, free_port, serve_pipeline
+from jobqueue.tools.serving import Served, free_port, serve_pipeline
 from tests.support.functions import cron_tick_with_worker_down
 from tests.support.queue import Conn, insert_job, job
 from tests.support.scripts import run_script

@@ -1,4 +1,4 @@
-"""Search over the chunks with the real pgvector (issue 20; CONTRACT "Search"), the real[]
+"""Search over the chunks with the real pgvector (issue 20; the README's "Search"), the real[]
 fallback where pgvector is off, and progress a client can watch."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from pytest_httpserver import HTTPServer
 
-from jobqueue.migrate import apply_migrations
+from jobqueue.tools.migrate import apply_migrations
 from tests.support import pg, postgrest
 from tests.support.ingest import Embeddings, Storage, file_row, run, upload
 from tests.support.queue import Conn
@@ -295,13 +295,14 @@ def test_the_local_run_searches_offline_with_its_hashing_stand_in(
     then `jobqueue search` against it: the file that shares the question's words comes first."""
     from importlib.resources import files
 
-    from jobqueue.cli import main
-    from jobqueue.local.embeddings_server import MODEL, LocalEmbeddings, hashed_vector
+    from jobqueue.tools.cli import main
+    from jobqueue.tools.local.embeddings_server import MODEL, LocalEmbeddings, hashed_vector
 
     assert hashed_vector("population of the city") != hashed_vector("a cat")
     with LocalEmbeddings() as local:
         for name in ("hello.txt", "notes.md", "cities.csv", "status.html"):
-            upload(conn, storage, name, files("jobqueue").joinpath(f"samples/{name}").read_bytes())
+            sample = files("jobqueue.tools").joinpath(f"samples/{name}")
+            upload(conn, storage, name, sample.read_bytes())
         app = worker(EMBEDDINGS_URL=local.url, EMBEDDINGS_MODEL=MODEL)
         assert all(r["status"] == "done" for r in run(app))
         monkeypatch.setenv("EMBEDDINGS_URL", local.url)

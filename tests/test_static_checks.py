@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from jobqueue.serving import ROOT
+from jobqueue.tools.serving import ROOT
 from tests.support.extras import tool
 
 

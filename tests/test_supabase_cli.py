@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from jobqueue.migrate import MIGRATIONS_DIR, apply_migrations, pending_migrations
-from jobqueue.serving import ROOT
+from jobqueue.tools.migrate import MIGRATIONS_DIR, apply_migrations, pending_migrations
+from jobqueue.tools.serving import ROOT
 from tests.support import extras, pg
 
 pytestmark = pytest.mark.slow

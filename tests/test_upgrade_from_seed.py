@@ -1,4 +1,4 @@
-"""Upgrading a live seed-runbook set-up in place (issue 18, item 1; CONTRACT "SQL").
+"""Upgrading a live seed-runbook set-up in place (issue 18, item 1).
 
 Two seed shapes, as a team that followed the runbook would have them: uuid ids with the
 runbook's statuses, and bigint ids with other status words and column names. Each holds
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from jobqueue.migrate import apply_migrations
+from jobqueue.tools.migrate import apply_migrations
 from tests.support import pg
 from tests.support.functions import client
 from tests.support.queue import Conn

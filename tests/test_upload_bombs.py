@@ -22,7 +22,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from jobqueue.handlers.ingest.chunks import chunked
-from jobqueue.serving import Served, serve
+from jobqueue.tools.serving import Served, serve
 from tests.support.files import docx_of, pdf_with_content
 from tests.support.ingest import HEADERS, KEY, SECRET, Storage, chunks, file_row, upload
 from tests.support.queue import Conn

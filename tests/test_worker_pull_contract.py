@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
-from jobqueue.serving import free_port, serve
+from jobqueue.tools.serving import free_port, serve
 from tests.support import pgbouncer
 from tests.support.functions import client, load_module
 from tests.support.queue import Conn, insert_job, job

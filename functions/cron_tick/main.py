@@ -1,4 +1,4 @@
-"""cron_tick: the scheduled driver that calls worker_pull (see CONTRACT.md, "cron_tick").
+"""cron_tick: the scheduled driver that calls worker_pull (README, "cron_tick").
 
 Serve locally:  functions-framework --source functions/cron_tick/main.py --target cron_tick
 On Lambda the handler is ``main.lambda_handler``; EventBridge may invoke it directly.

@@ -1,4 +1,4 @@
-"""worker_pull: claims queued jobs and runs their handlers (see CONTRACT.md, "worker_pull").
+"""worker_pull: claims queued jobs and runs their handlers (README, "worker_pull").
 
 Serve locally:  functions-framework --source functions/worker_pull/main.py --target worker_pull
 On Lambda the handler is ``main.lambda_handler``.

@@ -13,7 +13,7 @@ import sys
 
 import psycopg
 
-from jobqueue.cli.app import setting
+from jobqueue.tools.cli.app import setting
 
 PROG = "setup-cron-config.sh"
 

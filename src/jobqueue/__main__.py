@@ -1,5 +1,5 @@
 import sys
 
-from jobqueue.cli import main
+from jobqueue.tools.cli import main
 
 sys.exit(main())

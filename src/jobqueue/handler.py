@@ -13,8 +13,13 @@ under :class:`JobError`: ``PermanentJobError`` fails the job now, ``RetryJobErro
 after a delay, ``SnoozeJob`` puts it back for a while without spending an attempt, and
 ``JobTimeout`` is what the worker raises in a handler past its time limit. Anything else is
 retried with backoff until ``max_attempts``.
+
+``ctx.call`` raises :class:`DatabaseError` (its ``sqlstate`` and the database's own message)
+for an error a SQL function raises, on either store; it is not an outcome, so a handler that
+does not catch it has its attempt retried.
 """
 
+from jobqueue.store.base import DatabaseError
 from jobqueue.worker.context import JobContext, JobTimeout
 from jobqueue.worker.registry import (
     JobError,
@@ -25,6 +30,7 @@ from jobqueue.worker.registry import (
 )
 
 __all__ = [
+    "DatabaseError",
     "JobContext",
     "JobError",
     "JobTimeout",

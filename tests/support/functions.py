@@ -11,7 +11,7 @@ from typing import Any
 import functions_framework
 import pytest
 
-from jobqueue.serving import CONFIG_VARIABLES
+from jobqueue.tools.serving import CONFIG_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,7 @@ def cron_tick_with_worker_down(
     cron_secret: str, worker_secret: str, log_dir: Path
 ) -> Iterator[Any]:
     """A served cron_tick whose WORKER_PULL_URL answers nothing: every call of a tick fails."""
-    from jobqueue.serving import free_port, serve
+    from jobqueue.tools.serving import free_port, serve
 
     env = {
         "CRON_SECRET": cron_secret,

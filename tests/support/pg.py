@@ -73,7 +73,7 @@ def psql_apply(dsn: str) -> None:
     """Every migration in file-name order, as `psql -v ON_ERROR_STOP=1 -f` (the contract's way)."""
     import subprocess
 
-    from jobqueue.migrate import find_migrations
+    from jobqueue.tools.migrate import find_migrations
 
     for migration in find_migrations():
         subprocess.run(

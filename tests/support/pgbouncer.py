@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from jobqueue.serving import free_port
+from jobqueue.tools.serving import free_port
 from tests.support import extras
 
 

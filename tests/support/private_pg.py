@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobqueue.serving import free_port
+from jobqueue.tools.serving import free_port
 from tests.support import extras
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from jobqueue.serving import ROOT
+from jobqueue.tools.serving import ROOT
 
 
 def run_script(name: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

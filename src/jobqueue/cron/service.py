@@ -89,7 +89,7 @@ class CronService:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         async with httpx.AsyncClient(limits=limits) as client:
             while calls < request.iterations:
-                pause = request.delay / 1000.0 if calls else 0.0
+                pause = request.delay_ms / 1000.0 if calls else 0.0
                 # Never sleep past the budget: the tick must end inside its platform's timeout.
                 if self._clock() + pause >= budget_ends:
                     stopped = "budget"

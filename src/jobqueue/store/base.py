@@ -18,6 +18,17 @@ class RejectedByDatabase(Exception):
     cannot hold, a number out of range); sending it again would fail the same way."""
 
 
+class DatabaseError(Exception):
+    """The database refused the call for any other reason: an error a SQL function raises on
+    purpose (a limit below 1, more tokens than a minute allows), a permission, a constraint.
+    Both stores raise it for the same fault with the same SQLSTATE and message (PostgREST
+    relays both), so a handler's ``ctx.call`` or a tool catches one type on either store."""
+
+    def __init__(self, sqlstate: str, message: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
     id: int
@@ -96,7 +107,8 @@ class QueueStore(ABC):
         """Calls ``public.<function>`` with named arguments (the queue's own, and the SQL
         functions a handler's migration defines); returns its rows, a scalar result as
         ``[{"value": ...}]``. Raises ``ServiceUnavailable`` when the database is out of
-        reach, ``RejectedByDatabase`` when it refuses the arguments."""
+        reach, ``RejectedByDatabase`` when it refuses the arguments' values, and
+        ``DatabaseError`` for any other error the database answers."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 
 from jobqueue.errors import NotConfigured, ServiceUnavailable
 from jobqueue.queries import queries
-from jobqueue.store.base import Json, QueueStore, RejectedByDatabase
+from jobqueue.store.base import DatabaseError, Json, QueueStore, RejectedByDatabase
 
 CONNECT_TIMEOUT_SECONDS = 5
 CALL_TIMEOUT_SECONDS = 30.0
@@ -67,6 +67,8 @@ class PostgresStore(QueueStore):
                 ) from None
             except (psycopg.errors.DataError, psycopg.errors.ProgramLimitExceeded) as exc:
                 raise RejectedByDatabase(_first_line(exc)) from None
+            except psycopg.Error as exc:
+                raise DatabaseError(exc.sqlstate or "", _primary(exc)) from None
             except (UnicodeEncodeError, ValueError, TypeError) as exc:
                 # Raised while the arguments were converted, before anything was sent.
                 raise RejectedByDatabase(f"{type(exc).__name__}: {exc}") from None
@@ -200,6 +202,11 @@ def _generic_call(function: str, args: dict[str, Any]) -> sql.Composed:
     return sql.SQL("select * from public.{}({}) as value").format(
         sql.Identifier(function), arguments
     )
+
+
+def _primary(exc: psycopg.Error) -> str:
+    """The server's own sentence, as PostgREST relays it in ``message``."""
+    return exc.diag.message_primary or _first_line(exc)
 
 
 def _first_line(exc: Exception) -> str:

@@ -15,7 +15,7 @@ from postgrest import SyncPostgrestClient
 from postgrest.exceptions import APIError
 
 from jobqueue.errors import ServiceUnavailable
-from jobqueue.store.base import Json, QueueStore, RejectedByDatabase
+from jobqueue.store.base import DatabaseError, Json, QueueStore, RejectedByDatabase
 from jobqueue.supabase_keys import key_headers
 
 
@@ -56,7 +56,7 @@ class RestStore(QueueStore):
                 raise ServiceUnavailable(f"Supabase REST failed: {exc.message}") from None
             if code.startswith(("22", "54")):
                 raise RejectedByDatabase(str(exc.message)) from None
-            raise
+            raise DatabaseError(code, str(exc.message)) from None
         except (UnicodeEncodeError, ValueError, TypeError) as exc:
             # The arguments could not even be encoded as JSON: nothing was sent.
             raise RejectedByDatabase(f"{type(exc).__name__}: {exc}") from None

@@ -101,11 +101,11 @@ def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
                 raise PermanentJobError(str(exc)) from None
             metadata |= facts.facts
         ctx.call(
-            "mark_ingest_file_processed",
+            "record_ingest_result",
             p_file_id=file_id,
             p_text=text,
             p_metadata=metadata,
-            p_content_type=detected.type,
+            p_detected_type=detected.type,
             p_size_bytes=got.size,
             p_sha256=got.sha256,
         )
@@ -263,11 +263,12 @@ def _reuse(
     copied = ctx.call("copy_file_chunks", p_from=original, p_to=file_id)
     reused = {**(done["metadata"] or {}), **metadata, "duplicate_of": original}
     ctx.call(
-        "mark_ingest_file_processed",
+        "record_ingest_result",
         p_file_id=file_id,
         p_text=done["text_content"],
         p_metadata=reused,
-        p_content_type=done["content_type"],
+        # What the bytes are: the original's finding, which its metadata always holds.
+        p_detected_type=reused.get("detected_type"),
         p_size_bytes=size,
         p_sha256=metadata["sha256"],
     )

@@ -1,5 +1,5 @@
 """``jobqueue``: the operator's command line over the same SQL API the functions use."""
 
-from jobqueue.cli.main import main
+from jobqueue.tools.cli.main import main
 
 __all__ = ["main"]

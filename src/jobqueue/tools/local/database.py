@@ -42,18 +42,19 @@ def local_database(database_url: str | None, data_dir: Path) -> Iterator[tuple[s
     if database_url:
         yield database_url, f"{describe(database_url)} (from --database-url)"
         return
-    try:
-        import pgserver
-    except ImportError:
-        raise RuntimeError(
-            "no database: set DATABASE_URL, or pip install pgserver for an embedded one"
-        ) from None
-
     pgdata = data_dir / "pgdata"
     data_dir.mkdir(parents=True, exist_ok=True)
     reused = (pgdata / "PG_VERSION").is_file()
-    with warnings.catch_warnings():  # platformdirs on a machine without XDG_RUNTIME_DIR
+    # pgserver asks platformdirs for a runtime folder when it is imported, which warns on a
+    # machine without XDG_RUNTIME_DIR (a container, CI, ssh) before anything else is shown.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        try:
+            import pgserver
+        except ImportError:
+            raise RuntimeError(
+                "no database: set DATABASE_URL, or pip install pgserver for an embedded one"
+            ) from None
         server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     try:
         how = "reused" if reused else "created"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository (editable install)
+ROOT = Path(__file__).resolve().parents[3]  # the repository (editable install)
 
 
 def free_port() -> int:

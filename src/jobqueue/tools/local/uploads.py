@@ -4,12 +4,12 @@ service role key), then an ``ingest_files`` row, whose trigger queues the ingest
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jobqueue import operations
 from jobqueue.supabase_keys import key_headers
+from jobqueue.tools import operations
 
 
 def upload_and_register(
@@ -18,9 +18,10 @@ def upload_and_register(
     bucket: str,
     prefix: str,
     storage: tuple[str, str] | None,
+    progress: Callable[[int], object] | None = None,
 ) -> list[dict[str, Any]]:
     """``storage`` is (SUPABASE_URL, secret or service role key), or None when the bytes are already
-    there."""
+    there; ``progress(files done)`` is told after each file."""
     client = None
     if storage is not None:
         import httpx
@@ -41,4 +42,6 @@ def upload_and_register(
             )
         file_id = operations.register_upload(conn, bucket, object_path, content_type)
         registered.append({"file_id": file_id, "bucket": bucket, "path": object_path})
+        if progress is not None:
+            progress(len(registered))
     return registered

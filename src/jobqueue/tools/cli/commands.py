@@ -1,4 +1,4 @@
-"""The operator's commands. Each reads the database through ``jobqueue.operations`` (one SQL
+"""The operator's commands. Each reads the database through ``jobqueue.tools.operations`` (one SQL
 call each) and prints a table, or JSON with ``--json``."""
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
 from rich.table import Table
 
-from jobqueue import operations
-from jobqueue.cli.app import Failed, Settings, Unreachable, cli, setting
 from jobqueue.supabase_keys import KEY_VARIABLES
+from jobqueue.tools import operations
+from jobqueue.tools.cli.app import Failed, Settings, Unreachable, cli, setting
 
 console = Console()
 pass_settings = click.make_pass_decorator(Settings)
@@ -223,7 +224,11 @@ def enqueue(
     )
     if problem:
         raise click.UsageError(f"the job's input or type {problem}")
-    with operations.connect(settings.database_url) as conn:
+    with (
+        operations.connect(settings.database_url) as conn,
+        _bar(settings, "enqueueing", shown=count > 1) as bar,
+    ):
+        task = bar.add_task("jobs", total=count)
         live = operations.live_job(conn, dedupe_key) if dedupe_key else None
         ids = operations.enqueue(
             conn,
@@ -234,6 +239,7 @@ def enqueue(
             run_at=run_at,
             max_attempts=max_attempts,
             dedupe_key=dedupe_key,
+            progress=lambda done: bar.update(task, completed=done),
         )
     if live is not None and ids == [live] * len(ids):
         settings.emit(
@@ -250,6 +256,19 @@ def enqueue(
             f"enqueued {len(ids)} {job_type} job(s): {', '.join(map(str, ids[:20]))}"
             + (" ..." if len(ids) > 20 else "")
         ),
+    )
+
+
+def _bar(settings: Settings, label: str, *extra: ProgressColumn, shown: bool = True) -> Progress:
+    """The progress bar of a long command: label, bar, done/total and ``extra`` columns; none
+    with --json (one JSON document is all a script reads) or when ``shown`` is false."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        console=console,
+        disable=settings.as_json or not shown,
     )
 
 
@@ -294,27 +313,16 @@ def process(settings: Settings, iterations: int) -> None:
 def work(settings: Settings, max_jobs: int) -> None:
     """Process jobs here, in this process, until the queue is empty (the job types of
     JOB_HANDLER_MODULES too). A progress bar; one JSON document with --json."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import TextColumn
 
     from jobqueue import log
-    from jobqueue.local.inprocess import drain
+    from jobqueue.tools.local.inprocess import drain
 
     with operations.connect(settings.database_url) as conn:
-        row = conn.execute(
-            "select count(*) as n from public.jobs where status = 'queued' and run_at <= now()"
-        ).fetchone()
-    runnable = int(row["n"]) if row else 0
+        runnable = operations.runnable_count(conn)
     with (
         log.only_problems(),
-        Progress(
-            TextColumn("processing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[by]}"),
-            console=console,
-            disable=settings.as_json,
-            transient=False,
-        ) as bar,
+        _bar(settings, "processing", TextColumn("{task.fields[by]}")) as bar,
     ):
         task = bar.add_task("jobs", total=runnable or None, by="")
         totals = drain(
@@ -353,15 +361,26 @@ def ingest(
     """Upload files to Supabase Storage and register each (an ingest_files row, which queues
     its ingest_file job). Needs SUPABASE_URL and SUPABASE_SECRET_KEY (or the legacy
     SUPABASE_SERVICE_ROLE_KEY) unless --no-upload."""
-    from jobqueue.local.uploads import upload_and_register
+    from jobqueue.tools.local.uploads import upload_and_register
 
     url = setting("SUPABASE_URL")
     key = setting("SUPABASE_SECRET_KEY") or setting("SUPABASE_SERVICE_ROLE_KEY")
     if not no_upload and (not url or not key):
         raise click.UsageError(f"set SUPABASE_URL and {KEY_VARIABLES}, or --no-upload")
-    with operations.connect(settings.database_url) as conn:
+    with (
+        operations.connect(settings.database_url) as conn,
+        _bar(
+            settings, "uploading" if not no_upload else "registering", shown=len(paths) > 1
+        ) as bar,
+    ):
+        task = bar.add_task("files", total=len(paths))
         rows = upload_and_register(
-            conn, paths, bucket, prefix, None if no_upload else (str(url), str(key))
+            conn,
+            paths,
+            bucket,
+            prefix,
+            None if no_upload else (str(url), str(key)),
+            progress=lambda done: bar.update(task, completed=done),
         )
     settings.emit(rows, lambda data: _table(data, ["file_id", "bucket", "path"], "registered"))
 
@@ -401,7 +420,7 @@ def purge(settings: Settings, older_than: str, dry_run: bool) -> None:
 @pass_settings
 def migrate(settings: Settings, dry_run: bool) -> None:
     """Apply the migrations the database has not had (recorded as the Supabase CLI does)."""
-    from jobqueue.migrate import apply_migrations, find_migrations, pending_migrations
+    from jobqueue.tools.migrate import apply_migrations, find_migrations, pending_migrations
 
     if not find_migrations():
         raise Failed("no migrations found in this installation")
@@ -471,8 +490,8 @@ def up(
     uploads processed before your eyes. Its own embedded database, unless --database-url
     (before `up`) names another: DATABASE_URL and .env.local, which usually name a hosted
     project, are never used for it."""
-    from jobqueue.local.database import describe, is_local
-    from jobqueue.local.run import Options, run
+    from jobqueue.tools.local.database import describe, is_local
+    from jobqueue.tools.local.run import Options, run
 
     explicit = ctx.find_root().params.get("database_url")
     if explicit and not is_local(explicit) and not yes:

@@ -6,7 +6,7 @@ in the SQL functions, never here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -97,12 +97,41 @@ def enqueue(
     run_at: datetime | None = None,
     max_attempts: int = 5,
     dedupe_key: str | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> list[int]:
-    rows = conn.execute(
-        "select public.enqueue_job(%s, %s, %s, %s, %s, %s) as id from generate_series(1, %s)",
-        (job_type, Jsonb(payload), priority, run_at, max_attempts, dedupe_key, count),
-    ).fetchall()
-    return [row["id"] for row in rows]
+    """``count`` jobs in one transaction (all or none), in statements of ``ENQUEUE_BATCH``
+    so that ``progress(enqueued so far)`` can be told as they go."""
+    ids: list[int] = []
+    with conn.transaction():
+        while len(ids) < count:
+            rows = conn.execute(
+                "select public.enqueue_job(%s, %s, %s, %s, %s, %s) as id"
+                " from generate_series(1, %s)",
+                (
+                    job_type,
+                    Jsonb(payload),
+                    priority,
+                    run_at,
+                    max_attempts,
+                    dedupe_key,
+                    min(ENQUEUE_BATCH, count - len(ids)),
+                ),
+            ).fetchall()
+            ids += [row["id"] for row in rows]
+            if progress is not None:
+                progress(len(ids))
+    return ids
+
+
+ENQUEUE_BATCH = 10_000
+
+
+def runnable_count(conn: Conn) -> int:
+    """Queued jobs whose time has come: what a drain starting now would take first."""
+    row = conn.execute(
+        "select count(*) as n from public.jobs where status = 'queued' and run_at <= now()"
+    ).fetchone()
+    return int(row["n"]) if row else 0
 
 
 def tick_body(conn: Conn, iterations: int) -> dict[str, Any]:

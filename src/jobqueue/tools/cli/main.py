@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import click
 
-from jobqueue.cli import commands  # noqa: F401 - registers the commands on the group
-from jobqueue.cli.app import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, cli
+from jobqueue.tools.cli import commands  # noqa: F401 - registers the commands on the group
+from jobqueue.tools.cli.app import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, cli
 
 
 def _global_options_first(args: list[str]) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any
 from werkzeug import Request, Response
 from werkzeug.wsgi import wrap_file
 
-from jobqueue.local.server import LocalServer
+from jobqueue.tools.local.server import LocalServer
 
 PREFIX = "/storage/v1/object/"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from werkzeug import Request, Response
 
-from jobqueue.local.server import LocalServer
+from jobqueue.tools.local.server import LocalServer
 
 DIMS = 256
 MODEL = "local-hashing-demo-256"

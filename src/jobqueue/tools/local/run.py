@@ -27,14 +27,14 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from jobqueue import operations
-from jobqueue.local.database import local_database
-from jobqueue.local.embeddings_server import MODEL as EMBEDDINGS_MODEL
-from jobqueue.local.embeddings_server import LocalEmbeddings
-from jobqueue.local.storage_server import LocalStorage
-from jobqueue.local.uploads import upload_and_register
-from jobqueue.migrate import apply_migrations
-from jobqueue.serving import serve
+from jobqueue.tools import operations
+from jobqueue.tools.local.database import local_database
+from jobqueue.tools.local.embeddings_server import MODEL as EMBEDDINGS_MODEL
+from jobqueue.tools.local.embeddings_server import LocalEmbeddings
+from jobqueue.tools.local.storage_server import LocalStorage
+from jobqueue.tools.local.uploads import upload_and_register
+from jobqueue.tools.migrate import apply_migrations
+from jobqueue.tools.serving import serve
 
 BUCKET = "uploads"
 
@@ -51,7 +51,7 @@ class Options:
 
 def sample_files(folder: Path | None) -> list[Path]:
     if folder is None:
-        folder = Path(str(files("jobqueue") / "samples"))
+        folder = Path(str(files("jobqueue.tools") / "samples"))
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
