@@ -1,7 +1,8 @@
 """drain: N no-op jobs drained through a served worker_pull over HTTP (max_jobs 100) by 1 and
 by 4 concurrent callers, and through a served cron_tick driving it. Prints jobs/s. Then the
 callers again with the jobs spread over 20 group keys under one limited concurrency key
-(fair claiming and limits in use), and each keyed figure's ratio to its plain one.
+(fair claiming and limits in use), and each keyed figure's ratio to its plain one. Last, the
+per-stage profile of the plain 1-caller drain, from worker_pull's Server-Timing header.
 
     python bench/drain.py [--jobs 20000] [--groups 20]
 """
@@ -22,19 +23,58 @@ from jobqueue.tools.serving import serve_pipeline
 SECRET = "bench-worker-secret"
 
 
-def pull_until_empty(url: str, max_jobs: int) -> Iterator[int]:
+class Profile:
+    """worker_pull's own stages (its Server-Timing header) summed over calls, beside the
+    time each call took as the caller saw it."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, float] = {}
+        self.calls = 0
+        self.client_ms = 0.0
+        self.jobs = 0
+
+    def add(self, response: httpx.Response, processed: int) -> None:
+        self.calls += 1
+        self.jobs += processed
+        self.client_ms += response.elapsed.total_seconds() * 1000
+        for item in response.headers.get("server-timing", "").split(","):
+            name, _, duration = item.strip().partition(";dur=")
+            if name and duration:
+                self.stages[name] = self.stages.get(name, 0.0) + float(duration)
+
+    def print(self) -> None:
+        per_call = self.jobs / max(self.calls, 1)
+        print(f"per worker_pull call of {per_call:.0f} jobs (1 caller), in ms:")
+        stages = dict(self.stages)
+        # "check" (is the output storable?) is timed inside each job's duration: show apart.
+        if "handlers" in stages and "check" in stages:
+            stages["handlers"] -= stages["check"]
+        inside = sum(stages.values())
+        stages["HTTP, framework and Python outside the stages"] = self.client_ms - inside
+        for name, total in stages.items():
+            share = total / self.client_ms if self.client_ms else 0.0
+            print(f"  {name:48s} {total / self.calls:7.3f}  {share:6.1%}")
+        print(f"  {'total, as the caller saw it':48s} {self.client_ms / self.calls:7.3f}")
+
+
+def pull_until_empty(url: str, max_jobs: int, profile: Profile | None = None) -> Iterator[int]:
     """POSTs to worker_pull until it reports queue_empty; yields each call's processed count."""
     with httpx.Client(headers={"x-job-worker-secret": SECRET}, timeout=120) as http:
         while True:
-            answer = http.post(url, json={"max_jobs": max_jobs}).json()
+            response = http.post(url, json={"max_jobs": max_jobs})
+            answer = response.json()
+            if profile is not None:
+                profile.add(response, answer["processed"])
             yield answer["processed"]
             if answer["queue_empty"]:
                 return
 
 
-def drain_with_callers(url: str, callers: int, max_jobs: int) -> None:
+def drain_with_callers(
+    url: str, callers: int, max_jobs: int, profile: Profile | None = None
+) -> None:
     with ThreadPoolExecutor(callers) as pool:
-        list(pool.map(lambda _: sum(pull_until_empty(url, max_jobs)), range(callers)))
+        list(pool.map(lambda _: sum(pull_until_empty(url, max_jobs, profile)), range(callers)))
 
 
 def drain_with_cron(url: str) -> None:
@@ -52,6 +92,7 @@ def main() -> None:
     n = args.jobs
     print(machine())
     results = {}
+    profile = Profile()
     with (
         scratch_database() as dsn,
         tempfile.TemporaryDirectory() as logs,
@@ -63,7 +104,10 @@ def main() -> None:
                 enqueue_noops(dsn, n, groups=groups)
                 drain_with_callers(worker.url, callers, 100)  # warm: learns job durations
                 enqueue_noops(dsn, n, groups=groups)
-                seconds = timed(lambda c=callers: drain_with_callers(worker.url, c, 100))
+                watch = profile if (keyed, callers) == (False, 1) else None
+                seconds = timed(
+                    lambda c=callers, w=watch: drain_with_callers(worker.url, c, 100, w)
+                )
                 assert count_done(dsn) == n
                 results[(keyed, callers)] = n / seconds
         enqueue_noops(dsn, n)
@@ -79,6 +123,7 @@ def main() -> None:
     for callers in (1, 4):
         ratio = results[(True, callers)] / results[(False, callers)]
         print(f"{f'ratio keyed / plain, {callers} caller(s)':45s} {ratio:10.2f}")
+    profile.print()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""peers: the same N no-op jobs drained by worker_pull (1 caller over HTTP, max_jobs 100), by
-procrastinate (one worker), by PgQueuer (defaults) and by pgbench running our own claim and
-finish SQL functions, 50 jobs per statement (the ceiling). Prints jobs/s and the ratios.
+"""peers: the same N no-op jobs drained by worker_pull over HTTP (max_jobs 100; 1 and 4
+callers), by procrastinate (one worker) and PgQueuer (defaults) when installed, and by pgbench
+(1 and 4 clients) running two SQL scripts of bench/ceiling/: ours.sql (our claim_jobs and
+finish_jobs, 50 jobs per statement) and minimal.sql (a bare claim UPDATE and a bare
+completion UPDATE: the floor of this design). Prints jobs/s, and last the ratio of worker_pull
+to the minimal ceiling, 1 caller to 1 client and 4 to 4.
 
-    pip install procrastinate==3.10.0 pgqueuer==1.6.0    # for this benchmark only
+    pip install procrastinate==3.10.0 pgqueuer==1.6.0    # optional, for this benchmark only
     python bench/peers.py [--jobs 20000]
 """
 
@@ -21,34 +24,40 @@ from _common import count_done, enqueue_noops, machine, scratch_database, timed
 from drain import SECRET, drain_with_callers
 from jobqueue.tools.serving import serve
 
-PGBENCH_SCRIPT = """\
-select count(*) from public.finish_jobs(
-  (select coalesce(jsonb_agg(jsonb_build_object('id', c.id, 'attempt', c.attempts, 'ok', true)),
-                   '[]')
-   from public.claim_jobs('pgbench', 50, 300, null) c),
-  'pgbench');
-"""
+CEILING = Path(__file__).resolve().parent / "ceiling"
 
 
-def ours(n: int) -> float:
+def ours(n: int, callers: int) -> float:
     with scratch_database() as dsn, tempfile.TemporaryDirectory() as logs:
         env = {"JOB_WORKER_SECRET": SECRET, "DATABASE_URL": dsn}
         with serve("worker_pull", env, Path(logs)) as worker:
             enqueue_noops(dsn, 1000)
-            drain_with_callers(worker.url, 1, 100)
+            drain_with_callers(worker.url, callers, 100)
             enqueue_noops(dsn, n)
-            seconds = timed(lambda: drain_with_callers(worker.url, 1, 100))
+            seconds = timed(lambda: drain_with_callers(worker.url, callers, 100))
             assert count_done(dsn) == n
     return n / seconds
 
 
-def ceiling(n: int) -> float:
-    pgbench = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
-    with scratch_database() as dsn, tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "claim_finish.sql"
-        script.write_text(PGBENCH_SCRIPT)
+def pgbench(n: int, script: str, clients: int) -> float:
+    """pgbench running bench/ceiling/SCRIPT until the n jobs are done (50 a transaction)."""
+    binary = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+    with scratch_database() as dsn:
         enqueue_noops(dsn, n)
-        command = [pgbench, "-n", "-c", "1", "-t", str(n // 50), "-f", str(script), dsn]
+        per_client = -(-n // 50 // clients)
+        command = [
+            binary,
+            "-n",
+            "-c",
+            str(clients),
+            "-j",
+            str(clients),
+            "-t",
+            str(per_client),
+            "-f",
+            str(CEILING / script),
+            dsn,
+        ]
         seconds = timed(lambda: subprocess.run(command, check=True, capture_output=True))
         assert count_done(dsn) == n
     return n / seconds
@@ -111,21 +120,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=20_000)
     args = parser.parse_args()
+    n = args.jobs
     logging.disable(logging.INFO)
     print(machine())
-    rates = {
-        "worker_pull (HTTP, 1 caller, max_jobs 100)": ours(args.jobs),
-        "procrastinate 3.10 (1 worker)": procrastinate_rate(args.jobs),
-        "PgQueuer 1.6 (defaults)": pgqueuer_rate(args.jobs),
-        "pgbench: claim_jobs + finish_jobs, 50/stmt": ceiling(args.jobs),
-    }
+    rates = {f"worker_pull (HTTP, {c} caller(s), max_jobs 100)": ours(n, c) for c in (1, 4)}
+    for label, measure in (
+        ("procrastinate 3.10 (1 worker)", procrastinate_rate),
+        ("PgQueuer 1.6 (defaults)", pgqueuer_rate),
+    ):
+        try:
+            rates[label] = measure(n)
+        except ImportError:
+            print(f"{label}: not installed, skipped")
+    for clients in (1, 4):
+        rates[f"pgbench ours.sql, {clients} client(s)"] = pgbench(n, "ours.sql", clients)
+        rates[f"pgbench minimal.sql, {clients} client(s)"] = pgbench(n, "minimal.sql", clients)
     for label, rate in rates.items():
         print(f"{label:48s} {rate:10,.0f} jobs/s")
-    us = rates["worker_pull (HTTP, 1 caller, max_jobs 100)"]
-    print(f"{'us / procrastinate':48s} {us / rates['procrastinate 3.10 (1 worker)']:10.1f}x")
-    print(f"{'us / PgQueuer':48s} {us / rates['PgQueuer 1.6 (defaults)']:10.1f}x")
-    ceiling_rate = rates["pgbench: claim_jobs + finish_jobs, 50/stmt"]
-    print(f"{'us / ceiling':48s} {us / ceiling_rate:10.2f}")
+    us = rates["worker_pull (HTTP, 1 caller(s), max_jobs 100)"]
+    for peer in ("procrastinate 3.10 (1 worker)", "PgQueuer 1.6 (defaults)"):
+        if peer in rates:
+            print(f"{'us / ' + peer.split(' (')[0]:48s} {us / rates[peer]:10.1f}x")
+    for clients in (1, 4):
+        minimal = rates[f"pgbench minimal.sql, {clients} client(s)"]
+        sql = rates[f"pgbench ours.sql, {clients} client(s)"]
+        print(f"{f'our SQL / minimal SQL, {clients} client(s)':48s} {sql / minimal:10.2f}")
+    for callers in (1, 4):
+        http = rates[f"worker_pull (HTTP, {callers} caller(s), max_jobs 100)"]
+        minimal = rates[f"pgbench minimal.sql, {callers} client(s)"]
+        print(f"{f'worker_pull / minimal SQL, {callers} to {callers}':48s} {http / minimal:10.2f}")
 
 
 if __name__ == "__main__":

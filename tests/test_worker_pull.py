@@ -300,3 +300,19 @@ def test_a_batch_costs_one_claim_and_one_finish(db: str, conn: Conn) -> None:
         service.close()
     assert answer["processed"] == 100
     assert store.calls == ["claim_jobs", "finish_jobs"]
+
+
+def test_an_authorised_answer_says_where_its_time_went(post: Post, conn: Conn) -> None:
+    """Server-Timing (W3C): the stages of the call, in ms, for bench/drain.py's profile and
+    any browser or proxy tool; never on a refusal, so only a caller with the secret sees it."""
+    insert_job(conn, "echo", {"sleep_ms": 30})
+    response = post({"max_jobs": 5})
+    stages = {
+        name: float(duration)
+        for name, _, duration in (
+            item.strip().partition(";dur=") for item in response.headers["Server-Timing"].split(",")
+        )
+    }
+    assert {"parse", "claim", "handlers", "check", "finish", "report", "respond"} <= set(stages)
+    assert stages["handlers"] >= 30 and all(v >= 0 for v in stages.values())
+    assert "Server-Timing" not in post({}, headers={}).headers  # 401

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
-from jobqueue import log
+from jobqueue import log, timing
 from jobqueue.errors import NotConfigured, ServiceUnavailable
 from jobqueue.jsonsafe import jsonb_problem
 
@@ -64,8 +64,12 @@ class HttpResponse:
     # Refused before its body was read: the connection must close, or the server would wait
     # for the rest of that body before serving the next request on it.
     closes: bool = False
+    # The body already encoded (timed as the "respond" stage before the header was written).
+    encoded: str | None = None
 
     def json(self) -> str:
+        if self.encoded is not None:
+            return self.encoded
         return json.dumps(self.body, separators=(",", ":"))
 
 
@@ -144,7 +148,7 @@ class Endpoint(Generic[S, M]):
         return answer
 
     def handle(self, request: HttpRequest) -> HttpResponse:
-        with log.request_context(request.context):
+        with log.request_context(request.context), timing.measured():
             response = self._handle(request)
             if response.status >= 400:
                 log.log_event(
@@ -159,20 +163,26 @@ class Endpoint(Generic[S, M]):
     def _handle(self, request: HttpRequest) -> HttpResponse:
         if request.method.upper() == "GET":
             return HttpResponse(200, self.health())
-        settings = self._admit(request)
-        if isinstance(settings, HttpResponse):
-            return replace(settings, closes=True)
-        try:
-            body = request.read_body(MAX_BODY_BYTES + 1)
-        except BadRequest as exc:  # the framing broke: nothing after it can be trusted
-            return replace(error(400, "bad_request", str(exc)), closes=True)
-        if len(body) > MAX_BODY_BYTES:
-            return replace(_TOO_LARGE, closes=True)
-        try:
-            model = self.parse(parse_json_object(body))
-        except BadRequest as exc:
-            return error(400, "bad_request", str(exc))
-        return self.run(settings, model)
+        with timing.stage("parse"):
+            settings = self._admit(request)
+            if isinstance(settings, HttpResponse):
+                return replace(settings, closes=True)
+            try:
+                body = request.read_body(MAX_BODY_BYTES + 1)
+            except BadRequest as exc:  # the framing broke: nothing after it can be trusted
+                return replace(error(400, "bad_request", str(exc)), closes=True)
+            if len(body) > MAX_BODY_BYTES:
+                return replace(_TOO_LARGE, closes=True)
+            try:
+                model = self.parse(parse_json_object(body))
+            except BadRequest as exc:
+                return error(400, "bad_request", str(exc))
+        response = self.run(settings, model)
+        with timing.stage("respond"):
+            encoded = response.json()
+        # Only an authorised caller learns where the time went.
+        headers = {**response.headers, "Server-Timing": timing.server_timing()}
+        return replace(response, headers=headers, encoded=encoded)
 
     def _admit(self, request: HttpRequest) -> S | HttpResponse:
         """Everything decided before the body is read: method, configuration, secret, the

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from jobqueue import timing
 from jobqueue.jsonsafe import jsonb_problem, storable_text
 from jobqueue.settings import WorkerSettings
 from jobqueue.store.base import ClaimedJob, Outcome, QueueStore
@@ -102,7 +103,8 @@ class Executor:
         except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... from a
             # handler end its attempt, never the request or the server; retried with backoff.
             return Outcome(job, ok=False, error=describe(exc))
-        problem = jsonb_problem(output)
+        with timing.stage("check"):  # part of the job's duration, and of "handlers"
+            problem = jsonb_problem(output)
         if problem:
             error = f"handler output cannot be stored as JSON: it {problem}"
             return Outcome(job, ok=False, permanent=True, error=error)

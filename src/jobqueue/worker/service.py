@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from jobqueue import timing
 from jobqueue.settings import WorkerSettings
 from jobqueue.store.base import ClaimedJob, QueueStore
 from jobqueue.worker.execution import Executor
@@ -136,12 +137,13 @@ class _Call:
                     want = self.service._batch_size(
                         self.deadline - self.clock(), self.request.max_jobs - self.taken
                     )
-                    batch = self.store.claim(
-                        self.service._worker_id,
-                        want,
-                        self.service._settings.job_lease_seconds,
-                        self.request.job_types,
-                    )
+                    with timing.stage("claim"):
+                        batch = self.store.claim(
+                            self.service._worker_id,
+                            want,
+                            self.service._settings.job_lease_seconds,
+                            self.request.job_types,
+                        )
                     self.leases.hold(batch)
                     self.taken += len(batch)
                     if len(batch) < want:
@@ -166,6 +168,7 @@ class _Call:
             if self.buffer.overdue():
                 self.flush()
             outcome = self.executor.execute(job, limit_seconds)
+            timing.add("handlers", outcome.duration_ms / 1000.0)
             self.service._observe(outcome.duration_ms / 1000.0)
             self.buffer.add(outcome)
             if outcome.duration_ms / 1000.0 > SLOW_JOB_SECONDS and index + 1 < len(batch):
@@ -174,12 +177,15 @@ class _Call:
 
     def give_back(self, jobs: Sequence[ClaimedJob]) -> None:
         if jobs:
-            self.store.release(jobs)
+            with timing.stage("release"):
+                self.store.release(jobs)
             self.leases.settled(jobs)
             self.taken -= len(jobs)
 
     def flush(self) -> None:
-        settled = self.buffer.flush()
+        with timing.stage("finish"):
+            settled = self.buffer.flush()
         if settled:
             self.leases.settled([outcome.job for outcome, _ in settled])
-            self.report.add(settled)
+            with timing.stage("report"):
+                self.report.add(settled)
