@@ -4,11 +4,12 @@ transaction that is rolled back, so every sample sees the same table. Then the s
 queued jobs in 20 groups (group_key) under a concurrency key with max_running 1,000 (limits
 and turns in use), beside the plain figure of the same run.
 
-    python bench/claim_latency.py
+    python bench/claim_latency.py [--max-rows 10000000]
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import psycopg
@@ -50,25 +51,31 @@ def claim_ms(conn: psycopg.Connection) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-rows", type=int, default=1_000_000)
+    sizes = [
+        n for n in (10_000, 100_000, 1_000_000, 10_000_000) if n <= parser.parse_args().max_rows
+    ]
     print(machine())
     results = {}
     keyed = {}
     with scratch_database() as dsn, psycopg.connect(dsn, autocommit=True) as conn:
-        for rows in (10_000, 100_000, 1_000_000):
+        for rows in sizes:
             fill(conn, rows)
             results[rows] = claim_ms(conn)
             fill(conn, rows, keyed=True)
             keyed[rows] = claim_ms(conn)
             print(
-                f"claim of 100 with {rows:>9,} rows in jobs: {results[rows]:7.3f} ms plain,"
+                f"claim of 100 with {rows:>10,} rows in jobs: {results[rows]:7.3f} ms plain,"
                 f" {keyed[rows]:7.3f} ms with groups and limits (median)"
             )
+    top = sizes[-1]
     print(
-        f"ratio 1M / 10k: plain {results[1_000_000] / results[10_000]:.2f},"
-        f" keyed {keyed[1_000_000] / keyed[10_000]:.2f}"
+        f"ratio {top:,} / 10,000: plain {results[top] / results[10_000]:.2f},"
+        f" keyed {keyed[top] / keyed[10_000]:.2f}"
     )
     print(
-        f"keyed / plain at 1M: {keyed[1_000_000] / results[1_000_000]:.2f}"
+        f"keyed / plain at {top:,}: {keyed[top] / results[top]:.2f}"
         " (claims per second ratio is its inverse)"
     )
 

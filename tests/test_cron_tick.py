@@ -44,6 +44,8 @@ class FakeWorker:
                     "at": time.monotonic(),
                     "headers": dict(request.headers),
                     "body": request.get_data(as_text=True),
+                    # Which connection: the caller's port.
+                    "port": request.environ.get("REMOTE_PORT"),
                 }
             )
             reply = self.replies.pop(0) if self.replies else self.default
@@ -531,3 +533,43 @@ def test_odd_answers_from_worker_pull_are_errors_not_500s(
     assert response.status_code == 200
     summary = response.get_json()
     assert (summary["calls"], summary["errors"], summary["processed"]) == (1, 1, 0)
+
+
+def test_a_warm_instance_keeps_its_connections_from_one_tick_to_the_next(
+    env: dict[str, str], monkeypatch: Any
+) -> None:
+    """One loop and one HTTP client per warm instance: the second tick's call goes over the
+    first tick's connection (a new client per tick opened a new one every time). The stand-in
+    keeps connections alive as gunicorn does (pytest-httpserver closes each one)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    ports: list[int] = []
+
+    class KeepAlive(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            ports.append(self.client_address[1])
+            body = json.dumps({"processed": 0, "jobs": [], "queue_empty": False}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = env | {"WORKER_PULL_URL": f"http://127.0.0.1:{server.server_port}/"}
+        app = client("cron_tick", env, monkeypatch)
+        for _ in range(3):
+            answer = app.post("/", json={"iterations": 1}, headers={"x-cron-secret": CRON_SECRET})
+            assert answer.get_json()["calls"] == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(ports) == 3 and len(set(ports)) == 1, ports

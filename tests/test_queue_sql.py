@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from tests.support import pg
 from tests.support.queue import (
@@ -488,3 +489,34 @@ def test_a_retry_delay_beyond_what_an_interval_holds_is_capped(conn: Conn) -> No
         "select extract(epoch from run_at - now()) as s from jobs where id = %s", (job_id,)
     ).fetchone()["s"]
     assert 29 * 86400 < float(wait) <= 30 * 86400
+
+
+def test_finish_and_claim_records_then_claims_in_one_statement(conn: Conn) -> None:
+    """What worker_pull sends per batch: the outcomes (one for a job that is not running
+    refused, as finish_jobs refuses it), then the claim, which already sees the finished
+    job's max_running slot free. No scan of the whole table either."""
+    conn.execute("select set_rate_limit('one', p_max_running => 1)")
+    first = insert_job(conn, "echo", concurrency_key="one")
+    second = insert_job(conn, "echo", concurrency_key="one")
+    conn.execute("insert into jobs (type) select 'echo' from generate_series(1, 20000)")
+    conn.execute("analyze jobs")
+    [held] = claim(conn, limit=1)
+    assert held["id"] == first
+    outcomes = [
+        {"id": first, "attempt": 1, "ok": True, "output": {"n": 1}},
+        {"id": second, "attempt": 1, "ok": True},  # not running: refused
+    ]
+    with conn.transaction():
+        rows = conn.execute(
+            "select * from finish_and_claim_jobs(%s, 'w1', 3, 300, null)", (Jsonb(outcomes),)
+        ).fetchall()
+        scans = conn.execute(
+            "select seq_scan from pg_stat_xact_user_tables where relname = 'jobs'"
+        ).fetchone()
+    finished = [r for r in rows if r["kind"] == "finished"]
+    claimed = [r for r in rows if r["kind"] == "claimed"]
+    assert sorted((r["id"], r["accepted"]) for r in finished) == [(first, True), (second, False)]
+    assert job(conn, first)["status"] == "done"
+    assert second in [r["id"] for r in claimed] and len(claimed) == 3
+    assert all(r["status"] == "running" and r["attempts"] == 1 for r in claimed)
+    assert scans == {"seq_scan": 0}

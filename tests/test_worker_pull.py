@@ -316,3 +316,22 @@ def test_an_authorised_answer_says_where_its_time_went(post: Post, conn: Conn) -
     assert {"parse", "claim", "handlers", "check", "finish", "report", "respond"} <= set(stages)
     assert stages["handlers"] >= 30 and all(v >= 0 for v in stages.values())
     assert "Server-Timing" not in post({}, headers={}).headers  # 401
+
+
+def test_a_batchs_outcomes_ride_with_the_next_claim(post: Post, conn: Conn) -> None:
+    """One round trip per batch: a cold instance claims one job to learn its duration, then
+    records that outcome and claims the rest in one call (finish_claim), and records the
+    last batch's outcomes on their own (finish). Every outcome is committed and in the
+    history, on both stores."""
+    ids = [insert_job(conn, "echo", {"n": n}) for n in range(5)]
+    response = post({"max_jobs": 5})
+    body = response.get_json()
+    assert body["processed"] == 5 and {j["status"] for j in body["jobs"]} == {"done"}
+    stages = [item.split(";")[0].strip() for item in response.headers["Server-Timing"].split(",")]
+    assert "claim" in stages and "finish_claim" in stages and "finish" in stages
+    assert [job(conn, i)["status"] for i in ids] == ["done"] * 5
+    recorded = conn.execute(
+        "select count(*) as n from job_attempts where outcome = 'done' and job_id = any(%s)",
+        (ids,),
+    ).fetchone()
+    assert recorded == {"n": 5}

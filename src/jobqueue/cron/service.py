@@ -6,12 +6,17 @@ than hammering it. The budget keeps a tick inside its platform's timeout: no cal
 it has passed, and each call ends within WORKER_PULL_TIMEOUT_SECONDS in all, however slowly
 its answer trickles in (asyncio cancels it; httpx's own timeouts bound each read, not the
 whole call).
+
+A warm instance keeps one event loop, on a thread of its own, and one HTTP client on it: every
+tick is a coroutine on that loop, so the connections to worker_pull stay open from one tick to
+the next (a new loop per tick meant a new client, and new connections, every minute).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,9 +73,21 @@ class CronService:
         self._settings = settings
         self._extra_headers = headers
         self._clock = clock
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: httpx.AsyncClient | None = None
 
     def close(self) -> None:
-        """Nothing held between ticks: each tick opens and closes its own connections."""
+        """Closes the kept-alive connections and stops the instance's loop."""
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._close_client(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
     def tick(self, request: TickRequest) -> dict[str, Any]:
         # Extra headers (an ID token) are fetched once per tick, before any call: they last
@@ -78,7 +95,30 @@ class CronService:
         headers = {"x-job-worker-secret": self._settings.job_worker_secret.get_secret_value()}
         if self._extra_headers is not None:
             headers.update(self._extra_headers())
-        return asyncio.run(self._tick(request, headers))
+        future = asyncio.run_coroutine_threadsafe(self._tick(request, headers), self._running())
+        return future.result()
+
+    def _running(self) -> asyncio.AbstractEventLoop:
+        """The instance's loop, started at its first tick (after any fork of the server)."""
+        with self._lock:
+            if self._loop is None or self._thread is None or not self._thread.is_alive():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="cron-tick", daemon=True)
+                thread.start()
+                self._loop, self._thread, self._client = loop, thread, None
+            return self._loop
+
+    def _shared_client(self) -> httpx.AsyncClient:
+        """Made on the loop's thread, and used only there."""
+        if self._client is None:
+            limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+            self._client = httpx.AsyncClient(limits=limits)
+        return self._client
+
+    async def _close_client(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def _tick(self, request: TickRequest, headers: dict[str, str]) -> dict[str, Any]:
         started = self._clock()
@@ -86,34 +126,33 @@ class CronService:
         body = {} if request.max_jobs is None else {"max_jobs": request.max_jobs}
         calls = processed = succeeded = failed = snoozed = errors = errors_in_a_row = 0
         stopped = "iterations"
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(limits=limits) as client:
-            while calls < request.iterations:
-                pause = request.delay_ms / 1000.0 if calls else 0.0
-                # Never sleep past the budget: the tick must end inside its platform's timeout.
-                if self._clock() + pause >= budget_ends:
-                    stopped = "budget"
-                    break
-                if pause:
-                    await asyncio.sleep(pause)
-                size = min(request.concurrency, request.iterations - calls)
-                results = await asyncio.gather(
-                    *(self._call(client, body, headers) for _ in range(size))
-                )
-                calls += size
-                for result in results:
-                    processed += result.processed
-                    succeeded += result.succeeded
-                    failed += result.failed
-                    snoozed += result.snoozed
-                    errors += 0 if result.ok else 1
-                    errors_in_a_row = 0 if result.ok else errors_in_a_row + 1
-                if any(result.queue_empty for result in results):
-                    stopped = "queue_empty"
-                    break
-                if errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
-                    stopped = "errors"
-                    break
+        client = self._shared_client()
+        while calls < request.iterations:
+            pause = request.delay_ms / 1000.0 if calls else 0.0
+            # Never sleep past the budget: the tick must end inside its platform's timeout.
+            if self._clock() + pause >= budget_ends:
+                stopped = "budget"
+                break
+            if pause:
+                await asyncio.sleep(pause)
+            size = min(request.concurrency, request.iterations - calls)
+            results = await asyncio.gather(
+                *(self._call(client, body, headers) for _ in range(size))
+            )
+            calls += size
+            for result in results:
+                processed += result.processed
+                succeeded += result.succeeded
+                failed += result.failed
+                snoozed += result.snoozed
+                errors += 0 if result.ok else 1
+                errors_in_a_row = 0 if result.ok else errors_in_a_row + 1
+            if any(result.queue_empty for result in results):
+                stopped = "queue_empty"
+                break
+            if errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+                stopped = "errors"
+                break
         summary = {
             "iterations": request.iterations,
             "calls": calls,

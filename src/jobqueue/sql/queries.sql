@@ -11,6 +11,12 @@ from public.claim_jobs(%(p_worker)s, %(p_limit)s, %(p_lease_seconds)s, %(p_types
 select id, status, attempts, error, accepted
 from public.finish_jobs(%(p_outcomes)s, %(p_worker)s);
 
+-- name: finish_and_claim_jobs
+select kind, id, status, attempts, error, accepted, type, input
+from public.finish_and_claim_jobs(
+  %(p_outcomes)s, %(p_worker)s, %(p_limit)s, %(p_lease_seconds)s, %(p_types)s
+);
+
 -- name: extend_job_leases
 select value from public.extend_job_leases(%(p_ids)s, %(p_attempts)s, %(p_lease_seconds)s) value;
 

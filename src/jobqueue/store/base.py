@@ -139,6 +139,29 @@ class QueueStore(ABC):
         )
         return [Finished.from_row(row) for row in rows]
 
+    def finish_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        limit: int,
+        lease_seconds: int,
+        types: Sequence[str] | None,
+    ) -> tuple[list[Finished], list[ClaimedJob]]:
+        """``finish`` then ``claim`` in one round trip and one commit."""
+        rows = self.call(
+            "finish_and_claim_jobs",
+            {
+                "p_outcomes": Json([outcome.as_json() for outcome in outcomes]),
+                "p_worker": worker,
+                "p_limit": limit,
+                "p_lease_seconds": lease_seconds,
+                "p_types": list(types) if types is not None else None,
+            },
+        )
+        finished = [Finished.from_row(r) for r in rows if r["kind"] == "finished"]
+        claimed = [ClaimedJob.from_row(r) for r in rows if r["kind"] == "claimed"]
+        return finished, claimed
+
     def extend_leases(self, jobs: Sequence[ClaimedJob], lease_seconds: int) -> set[int]:
         """The ids among ``jobs`` this worker still holds, now leased anew."""
         args = _held(jobs) | {"p_lease_seconds": lease_seconds}

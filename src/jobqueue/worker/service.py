@@ -28,7 +28,7 @@ from jobqueue.worker.execution import Executor
 from jobqueue.worker.guardian import Guardian
 from jobqueue.worker.leases import CallLeases, lease_margin_seconds
 from jobqueue.worker.models import PullRequest
-from jobqueue.worker.outcome_buffer import OutcomeBuffer
+from jobqueue.worker.outcome_buffer import Claim, OutcomeBuffer, Settled
 from jobqueue.worker.registry import Registry
 from jobqueue.worker.report import CallReport
 
@@ -137,13 +137,13 @@ class _Call:
                     want = self.service._batch_size(
                         self.deadline - self.clock(), self.request.max_jobs - self.taken
                     )
-                    with timing.stage("claim"):
-                        batch = self.store.claim(
-                            self.service._worker_id,
-                            want,
-                            self.service._settings.job_lease_seconds,
-                            self.request.job_types,
-                        )
+                    # The last batch's outcomes are committed with this claim.
+                    claim = Claim(
+                        want, self.service._settings.job_lease_seconds, self.request.job_types
+                    )
+                    with timing.stage("finish_claim" if self.buffer.pending else "claim"):
+                        settled, batch = self.buffer.flush_and_claim(claim)
+                    self.settle(settled)
                     self.leases.hold(batch)
                     self.taken += len(batch)
                     if len(batch) < want:
@@ -185,6 +185,10 @@ class _Call:
     def flush(self) -> None:
         with timing.stage("finish"):
             settled = self.buffer.flush()
+        self.settle(settled)
+
+    def settle(self, settled: Settled) -> None:
+        """Committed: no longer this call's to renew, and reported."""
         if settled:
             self.leases.settled([outcome.job for outcome, _ in settled])
             with timing.stage("report"):
