@@ -75,6 +75,20 @@ def enqueue_sleepers(dsn: str, count: int, sleep_ms: int) -> None:
         )
 
 
+def tick_seconds_per_job(url: str, max_jobs: int) -> float:
+    """cron_tick's wall time a job (Lambda bills it while the tick waits on its calls), ticks
+    with the backlog settings until the queue is empty."""
+    body = {"iterations": 100, "delay": 0, "max_jobs": max_jobs, "concurrency": 4}
+    seconds = jobs = 0.0
+    with httpx.Client(headers={"x-cron-secret": SECRET}, timeout=600) as http:
+        while True:
+            took, summary = post(http, url, body)
+            seconds += took
+            jobs += float(summary["processed"])  # type: ignore[arg-type]
+            if summary["stopped"] == "queue_empty":
+                return seconds / jobs
+
+
 def per_call(calls: list[tuple[float, int]]) -> tuple[float, float]:
     """Mean seconds a call, mean jobs a call (calls that found work)."""
     working = [c for c in calls if c[1] > 0] or calls
@@ -125,26 +139,21 @@ def main() -> None:
         batch_s, batch_jobs = per_call(worker_calls(worker.url, 100))
         enqueue_noops(dsn, 300)
         single_s, _ = per_call(worker_calls(worker.url, 1, calls=300))
-        enqueue_sleepers(dsn, 40, 200)
+        enqueue_sleepers(dsn, 100, 200)
         slow_s, slow_jobs = per_call(worker_calls(worker.url, 100))
         enqueue_noops(dsn, args.jobs)
-        with httpx.Client(headers={"x-cron-secret": SECRET}, timeout=600) as http:
-            body = {"iterations": 100, "delay": 0, "max_jobs": 100, "concurrency": 4}
-            tick_s = tick_jobs = 0.0
-            while True:
-                seconds, summary = post(http, cron.url, body)
-                tick_s += seconds
-                tick_jobs += float(summary["processed"])  # type: ignore[arg-type]
-                if summary["stopped"] == "queue_empty":
-                    break
+        cron_per_job = tick_seconds_per_job(cron.url, 100)
+        # Slow jobs: 4 calls of 20 at once, so the tick waits about a quarter of their time.
+        enqueue_sleepers(dsn, 160, 200)
+        cron_per_slow_job = tick_seconds_per_job(cron.url, 20)
         worker_mb, cron_mb = tree_rss_mb(worker.pid), tree_rss_mb(cron.pid)
 
-    cron_per_job = tick_s / tick_jobs
     print(
         f"measured: worker_pull call of {batch_jobs:.0f} no-op jobs {batch_s * 1000:.1f} ms;"
         f" of 1 job {single_s * 1000:.1f} ms; of {slow_jobs:.0f} jobs of 200 ms"
-        f" {slow_s:.2f} s; cron_tick {cron_per_job * 1e6:.0f} us of wall time a job"
-        f" (backlog settings, concurrency 4)"
+        f" {slow_s:.2f} s; cron_tick's wall time a job (backlog settings, concurrency 4)"
+        f" {cron_per_job * 1e6:.0f} us for no-ops, {cron_per_slow_job * 1000:.1f} ms for"
+        f" 200 ms jobs"
     )
     print(
         f"peak memory (server process tree, gunicorn master + worker): worker_pull"
@@ -152,13 +161,14 @@ def main() -> None:
         f" {WORKER_MB} and {CRON_MB} MB"
     )
     rows: list[tuple[str, float, str, float, str]] = []
-    for label, jobs_per_call, seconds in (
-        ("no-op", batch_jobs, batch_s),
-        ("200 ms job", slow_jobs, slow_s),
+    for label, jobs_per_call, seconds, cron_job_seconds in (
+        ("no-op", batch_jobs, batch_s, cron_per_job),
+        ("200 ms job", slow_jobs, slow_s, cron_per_slow_job),
     ):
         calls = MILLION / jobs_per_call
-        cron_calls = calls / 100  # one tick makes up to 100 calls with the backlog settings
-        cron_seconds = cron_per_job * MILLION * (seconds / jobs_per_call) / (batch_s / batch_jobs)
+        cron_seconds = cron_job_seconds * MILLION
+        # One tick makes up to 100 calls, and lasts at most CRON_TICK_BUDGET_SECONDS (120).
+        cron_calls = max(calls / 100, cron_seconds / 120)
         w_gb, w_usd = lambda_cost(calls, seconds, WORKER_MB)
         c_gb, c_usd = lambda_cost(cron_calls, cron_seconds / cron_calls, CRON_MB)
         rows.append(
@@ -216,7 +226,7 @@ def main() -> None:
     print("\nper 1,000,000 jobs, at list prices read 2026-12-05, before free tiers:")
     print(f"{'':46s} {'invocations':>12s} {'billed':>16s} {'dollars':>9s}")
     for label, invocations, billed, dollars, note in rows:
-        print(f"{label:46s} {invocations:12,.0f} {billed:>16s} {dollars:9.2f}  {note}")
+        print(f"{label:46s} {invocations:12,.0f} {billed:>16s} {dollars:9.3f}  {note}")
 
 
 if __name__ == "__main__":

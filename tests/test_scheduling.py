@@ -4,6 +4,7 @@ pg_cron) the whole chain pg_cron -> trigger_job_worker() -> cron_tick -> worker_
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -309,17 +310,16 @@ def test_schedule_comes_from_settings_and_a_bad_one_says_why(cron_db: str) -> No
 
 
 def test_setup_script_reads_database_url_from_env_local(
-    configured: str, functions: tuple[Served, Served]
+    configured: str, functions: tuple[Served, Served], tmp_path: Path
 ) -> None:
-    env_file = ROOT / ".env.local"
-    if env_file.exists():
-        pytest.skip(".env.local exists in this checkout; not overwriting it")
-    env_file.write_text(f"# local settings\nDATABASE_URL='{configured}'\n")
-    try:
-        env = {"CRON_TICK_URL": functions[1].url + "/v2", "CRON_SECRET": CRON_SECRET}
-        done = run_script("setup-cron-config.sh", env)
-    finally:
-        env_file.unlink()
+    """The script reads .env.local at the root of the project it sits in: run from a copy of
+    the scripts, so this checkout's own .env.local (and a second test run on the same
+    checkout) is never touched."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "scripts", project / "scripts")
+    (project / ".env.local").write_text(f"# local settings\nDATABASE_URL='{configured}'\n")
+    env = {"CRON_TICK_URL": functions[1].url + "/v2", "CRON_SECRET": CRON_SECRET}
+    done = run_script("setup-cron-config.sh", env, root=project)
     assert done.returncode == 0, done.stderr
     with pg.connect(configured) as conn:
         url = conn.execute("select job_worker_config('cron_tick_url') as u").fetchone()["u"]
