@@ -133,3 +133,32 @@ def test_up_never_writes_where_the_environment_points(
     assert is_local("postgresql://u@127.0.0.1:5432/x") and is_local("host=/tmp dbname=x")
     assert not is_local(hosted)
     assert describe(hosted) == "database postgres on aws-0-us-west-1.pooler.supabase.com:6543"
+
+
+def test_each_data_folder_has_its_own_embedded_server_lock(tmp_path: Path) -> None:
+    """pgserver locks every embedded server of a user with one file, held while one starts
+    or stops: two runs of `jobqueue up` in two projects (or two test runs) waited on each
+    other. The lock is now the data folder's own, the same from run to run of one folder."""
+    probe = (
+        "import sys; from pathlib import Path\n"
+        "from jobqueue.tools.local.database import _runtime_folder_of\n"
+        "with _runtime_folder_of(Path(sys.argv[1])):\n"
+        "    import pgserver.postgres_server as s\n"
+        "print(s.PostgresServer.lock_path)\n"
+    )
+
+    def lock_of(folder: Path) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(folder)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        assert "Warning" not in done.stderr, done.stderr
+        return done.stdout.strip()
+
+    first, second = tmp_path / "one", tmp_path / "two"
+    assert lock_of(first) == lock_of(first) != lock_of(second)
+    assert len(lock_of(first)) < 80  # short: the folder may hold the server's socket

@@ -4,6 +4,9 @@ the command line (never DATABASE_URL or .env.local, which usually name a hosted 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,9 +48,7 @@ def local_database(database_url: str | None, data_dir: Path) -> Iterator[tuple[s
     pgdata = data_dir / "pgdata"
     data_dir.mkdir(parents=True, exist_ok=True)
     reused = (pgdata / "PG_VERSION").is_file()
-    # pgserver asks platformdirs for a runtime folder when it is imported, which warns on a
-    # machine without XDG_RUNTIME_DIR (a container, CI, ssh) before anything else is shown.
-    with warnings.catch_warnings():
+    with _runtime_folder_of(data_dir), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             import pgserver
@@ -61,3 +62,24 @@ def local_database(database_url: str | None, data_dir: Path) -> Iterator[tuple[s
         yield str(server.get_uri()), f"embedded PostgreSQL in {pgdata} ({how})"
     finally:
         server.cleanup()
+
+
+@contextmanager
+def _runtime_folder_of(data_dir: Path) -> Iterator[None]:
+    """pgserver takes one lock for every embedded server of a user (in the runtime folder it
+    asks platformdirs for when it is imported, which also warns where XDG_RUNTIME_DIR is
+    unset), held while a server starts or stops: two runs in two projects waited on each
+    other's initdb. Its runtime folder is made this data folder's own, a short path (it may
+    hold the server's socket) that is the same for every run of the same folder."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    runtime = Path(tempfile.gettempdir()) / f"jobqueue-{digest}"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    before = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("XDG_RUNTIME_DIR", None)
+        else:
+            os.environ["XDG_RUNTIME_DIR"] = before
