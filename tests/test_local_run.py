@@ -55,6 +55,11 @@ def wait_for(log: Path, phrase: str, process: subprocess.Popen[bytes], seconds: 
     raise AssertionError(f"no {phrase!r} within {seconds} s:\n{log.read_text(errors='replace')}")
 
 
+# A clean stop ends with PostgreSQL's shutdown checkpoint, which waits on the disk: alone it
+# takes a second or two, but with two full test runs on the machine it took more than 30 s.
+STOP_SECONDS = 120
+
+
 def descendants_and_postgres(pid: int, data_dir: Path) -> list[str]:
     """Processes this run may have left: its children, and postgres on its data folder."""
     left = []
@@ -73,7 +78,7 @@ def test_up_processes_every_sample_then_stops_cleanly_and_restarts_fast(tmp_path
         text = wait_for(log, "watching the queue", first, 120)
     finally:
         first.send_signal(signal.SIGINT)
-        first.wait(30)
+        first.wait(STOP_SECONDS)
     assert "embedded PostgreSQL" in text and "(created)" in text
     assert "Warning" not in text, text
     from importlib.resources import files
@@ -107,7 +112,7 @@ def test_up_processes_every_sample_then_stops_cleanly_and_restarts_fast(tmp_path
         took = time.monotonic() - began
     finally:
         second.send_signal(signal.SIGINT)
-        second.wait(30)
+        second.wait(STOP_SECONDS)
     assert "(reused)" in text and second.returncode == 0
     assert took < 30
     assert descendants_and_postgres(second.pid, data_dir) == []
