@@ -57,8 +57,11 @@ def sample_files(folder: Path | None) -> list[Path]:
 
 def run(options: Options) -> int:
     console = Console(record=options.record is not None)
-    # A terminal's Ctrl-C and a supervisor's SIGTERM end the run the same way.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # A terminal's Ctrl-C and a supervisor's SIGTERM end the run the same way. SIGINT is set
+    # too: a run started in the background by a shell (`jobqueue up &`, a CI step) inherits it
+    # ignored, and Python then never turns it into KeyboardInterrupt, so the run went on.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with ExitStack() as stack:
             started = time.monotonic()
