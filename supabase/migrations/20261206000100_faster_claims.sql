@@ -12,7 +12,7 @@
 -- 2. Planning on every call: a SQL function with settings of its own (set search_path) is
 --    planned afresh each time it runs, and planning cost more than running. rescue_expired_jobs
 --    (run by every claim, plain or keyed) becomes PL/pgSQL, whose plans are kept for the
---    session; claimable_capacity()'s count is written into the candidates' query; and the
+--    session, and so does claimable_capacity(), which the candidates' query calls; and the
 --    claim's statements use generic plans (a custom plan was made for every call of the
 --    candidates' query, whose per-group limit a generic plan cannot see).
 -- 3. Writes: job_group_turns is written only when a claim leaves a queued group unserved or
@@ -65,6 +65,29 @@ begin
 end
 $$;
 
+-- As in 20261201000000 (keys whose jobs may not be claimed now, and how many more each may
+-- start), in PL/pgSQL: see 2. above.
+create or replace function public.claimable_capacity()
+returns table (key text, capacity integer)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  return query
+  select r.key,
+         case when r.paused_until > now() then 0
+              else greatest(r.max_running - (
+                select count(*) from public.jobs j
+                where j.status = 'running' and j.concurrency_key = r.key
+                  and j.lease_expires_at > now()), 0)::integer
+         end
+  from public.rate_limits r
+  where r.paused_until > now() or r.max_running is not null;
+end
+$$;
+
 -- Every group that has a queued job: one probe of jobs_group_claim_idx per group.
 create or replace function public.queued_groups()
 returns text[]
@@ -109,18 +132,8 @@ begin
   -- which the planner keeps choosing here (the per-group limit is unknown to a generic plan);
   -- either cost more than the query.
   return query
-  -- claimable_capacity(), written out: a SQL function with its own settings is planned anew
-  -- on every call, which cost more than the count itself.
   with capacity as (
-    select r.key,
-           case when r.paused_until > now() then 0
-                else greatest(r.max_running - (
-                  select count(*) from public.jobs j
-                  where j.status = 'running' and j.concurrency_key = r.key
-                    and j.lease_expires_at > now()), 0)::integer
-           end as capacity
-    from public.rate_limits r
-    where r.paused_until > now() or r.max_running is not null
+    select * from public.claimable_capacity()
   ),
   runnable as (
     select c.*
@@ -309,5 +322,5 @@ end
 $$;
 
 select public.job_queue_restrict_functions(array[
-  'rescue_expired_jobs', 'queued_groups', 'claim_candidates', 'claim_jobs'
+  'rescue_expired_jobs', 'claimable_capacity', 'queued_groups', 'claim_candidates', 'claim_jobs'
 ]);

@@ -121,22 +121,11 @@ class QueueStore(ABC):
     def claim(
         self, worker: str, limit: int, lease_seconds: int, types: Sequence[str] | None
     ) -> list[ClaimedJob]:
-        rows = self.call(
-            "claim_jobs",
-            {
-                "p_worker": worker,
-                "p_limit": limit,
-                "p_lease_seconds": lease_seconds,
-                "p_types": list(types) if types is not None else None,
-            },
-        )
+        rows = self.call("claim_jobs", _claim_args(worker, limit, lease_seconds, types))
         return [ClaimedJob.from_row(row) for row in rows]
 
     def finish(self, outcomes: Sequence[Outcome], worker: str) -> list[Finished]:
-        rows = self.call(
-            "finish_jobs",
-            {"p_outcomes": Json([outcome.as_json() for outcome in outcomes]), "p_worker": worker},
-        )
+        rows = self.call("finish_jobs", _outcomes_arg(outcomes) | {"p_worker": worker})
         return [Finished.from_row(row) for row in rows]
 
     def finish_and_claim(
@@ -150,13 +139,7 @@ class QueueStore(ABC):
         """``finish`` then ``claim`` in one round trip and one commit."""
         rows = self.call(
             "finish_and_claim_jobs",
-            {
-                "p_outcomes": Json([outcome.as_json() for outcome in outcomes]),
-                "p_worker": worker,
-                "p_limit": limit,
-                "p_lease_seconds": lease_seconds,
-                "p_types": list(types) if types is not None else None,
-            },
+            _outcomes_arg(outcomes) | _claim_args(worker, limit, lease_seconds, types),
         )
         finished = [Finished.from_row(r) for r in rows if r["kind"] == "finished"]
         claimed = [ClaimedJob.from_row(r) for r in rows if r["kind"] == "claimed"]
@@ -169,6 +152,21 @@ class QueueStore(ABC):
 
     def release(self, jobs: Sequence[ClaimedJob]) -> set[int]:
         return {int(row["value"]) for row in self.call("release_jobs", _held(jobs))}
+
+
+def _claim_args(
+    worker: str, limit: int, lease_seconds: int, types: Sequence[str] | None
+) -> dict[str, Any]:
+    return {
+        "p_worker": worker,
+        "p_limit": limit,
+        "p_lease_seconds": lease_seconds,
+        "p_types": list(types) if types is not None else None,
+    }
+
+
+def _outcomes_arg(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    return {"p_outcomes": Json([outcome.as_json() for outcome in outcomes])}
 
 
 def _held(jobs: Sequence[ClaimedJob]) -> dict[str, Any]:
