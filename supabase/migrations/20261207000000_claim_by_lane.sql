@@ -62,7 +62,8 @@ $$;
 
 -- The jobs a keyed claim of p_limit takes (in claim order, not yet locked), reading the first
 -- p_per_lane runnable jobs of each lane whose key is not blocked; "exact" is true when reading
--- more of any lane could not change them (see 20261206000100).
+-- more of any lane could not change them (see 20261206000100), and "new_turns" when taking them
+-- changes the groups' turns: a queued group is left unserved, or a group served has no turn yet.
 create or replace function public.claim_candidates(
   p_lane_groups text[],
   p_lane_keys text[],
@@ -70,7 +71,7 @@ create or replace function public.claim_candidates(
   p_limit integer,
   p_types text[] default null
 )
-returns table (ids bigint[], exact boolean)
+returns table (ids bigint[], exact boolean, new_turns boolean)
 language plpgsql
 stable
 security definer
@@ -126,7 +127,8 @@ begin
     from runnable r
   ),
   ordered as (
-    select r.id, r.priority, r.turn, r.concurrency_key,
+    select r.id, r.priority, r.turn, r.concurrency_key, r.group_key,
+           t.served_at is null as first_turn,
            row_number() over (order by r.priority, r.turn, t.served_at nulls first,
                                        r.run_at, r.id) as place
     from turns r
@@ -137,7 +139,7 @@ begin
     from ordered o
   ),
   allowed as (
-    select r.id, r.priority, r.turn, r.place from ranked r
+    select r.id, r.priority, r.turn, r.place, r.group_key, r.first_turn from ranked r
     left join capacity k on k.key = r.concurrency_key
     where k.key is null or r.key_rank <= k.capacity
     order by r.place
@@ -155,7 +157,10 @@ begin
       or not exists (select from cut)
       or ((select count(*) from allowed) >= p_limit
           and not exists (select from cut_turns c, last_taken l
-                          where (l.priority, l.turn) > (c.priority, c.turn)));
+                          where (l.priority, l.turn) > (c.priority, c.turn))),
+    (select count(distinct a.group_key) from allowed a)
+      < (select count(distinct g) from unnest(p_lane_groups) g)
+      or exists (select from allowed a where a.first_turn);
 end
 $$;
 
@@ -193,6 +198,7 @@ as $$
 declare
   v_limit integer := greatest(coalesce(p_limit, 1), 0);
   v_ids bigint[];
+  v_locked bigint[];
   v_keyed boolean;
   v_lane_groups text[];
   v_lane_keys text[];
@@ -232,7 +238,7 @@ begin
     -- Enough for rounds across every group, with one to spare.
     v_per_lane := least(v_limit, v_limit / greatest(v_groups, 1) + 1);
     loop
-      select c.ids, c.exact into v_ids, v_exact
+      select c.ids, c.exact, c.new_turns into v_ids, v_exact, v_write_turns
       from public.claim_candidates(v_lane_groups, v_lane_keys, v_per_lane, v_limit, p_types) c;
       exit when v_exact;
       v_per_lane := v_limit;
@@ -242,17 +248,15 @@ begin
       select j.id from public.jobs j
       where j.id = any (v_ids) and j.status = 'queued'
       for update skip locked
-    ) into v_ids;
+    ) into v_locked;
 
     -- Turns rotate across claims: the groups served now go after the others next time. When
     -- this claim served every queued group and each has a turn recorded, none goes after
     -- another (their last order stands), and nothing is written; a group never served before
-    -- (no row) still goes first next time, so it gets its row.
-    select count(distinct coalesce(j.group_key, '')) < v_groups
-           or bool_or(not exists (select from public.job_group_turns t
-                                  where t.group_key = coalesce(j.group_key, '')))
-      into v_write_turns
-    from public.jobs j where j.id = any (v_ids);
+    -- (no row) still goes first next time, so it gets its row. The candidates say which; a
+    -- candidate another claim locked meanwhile may have left its group unserved.
+    v_write_turns := v_write_turns or cardinality(v_locked) < cardinality(v_ids);
+    v_ids := v_locked;
     if v_write_turns then
       insert into public.job_group_turns as t (group_key, served_at)
       select g.key, clock_timestamp()
