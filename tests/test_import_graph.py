@@ -111,3 +111,33 @@ def test_every_tool_lives_under_the_tools_package() -> None:
         assert any(
             m == f"jobqueue.tools.{name}" or m.startswith(f"jobqueue.tools.{name}.") for m in graph
         )
+
+
+def test_a_new_worker_pull_loads_a_handlers_libraries_only_for_its_jobs() -> None:
+    """A fresh instance's health check (which registers every handler) loads neither httpx nor
+    charset-normalizer with a direct database: the ingest handler imports them when a file
+    needs them (cold start, issue 21)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, main\n"
+        "answer = main.app.endpoint.health()\n"
+        "assert answer['handlers']['ingest_file'], answer\n"
+        "print(sorted(m for m in ('httpx', 'charset_normalizer') if m in sys.modules))\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(SOURCE),
+        "JOB_WORKER_SECRET": "s",
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT / "functions" / "worker_pull",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

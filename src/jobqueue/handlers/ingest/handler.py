@@ -23,7 +23,6 @@ from jobqueue.handler import JobContext, PermanentJobError, job_handler
 from jobqueue.handlers.ingest.chunks import Chunk, chunked
 from jobqueue.handlers.ingest.detect import detect
 from jobqueue.handlers.ingest.extract import SUPPORTED, CorruptFile, Extracted, Limits, extract
-from jobqueue.handlers.ingest.fetch import download
 from jobqueue.handlers.ingest.settings import IngestSettings, ingest_settings
 
 # Chunks written per database call; the stored text_content keeps at most this much (the
@@ -54,6 +53,10 @@ def ingest_file(input: Any, ctx: JobContext) -> dict[str, Any]:
         # Fails at once, naming the variable: `jobqueue retry` reruns the files once the
         # deployment is fixed, instead of every attempt being spent on the same fault.
         raise PermanentJobError(str(exc)) from None
+    # httpx and certifi load with the first file, not with every new instance: a health check
+    # or a call running other job types never pays their 65 ms.
+    from jobqueue.handlers.ingest.fetch import download
+
     name = f"{row['bucket']}/{row['path']}"
     progress = Progress(ctx, file_id)
     progress.report("downloading", 0, None, force=True)
