@@ -38,11 +38,6 @@ from jobqueue.store.base import ClaimedJob, QueueStore
 
 Claim = tuple[int, int]
 
-# How long a look at the guardian's process holds: asking the kernel (a waitpid) before every
-# job cost a tenth of a no-op batch's time (GIL hand-offs around the system call), while a
-# guardian that died is noticed this much later, far inside a lease's margin of seconds.
-ALIVE_CHECK_SECONDS = 0.05
-
 
 class Guardian:
     """The worker's side: starts the guardian process lazily and sends it what it holds."""
@@ -52,22 +47,12 @@ class Guardian:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._failed = False
-        self._alive_until = 0.0
 
     @property
     def alive(self) -> bool:
-        """True while the guardian process runs (it renews what this worker holds), as seen
-        at most ALIVE_CHECK_SECONDS ago."""
+        """True while the guardian process runs (it renews what this worker holds)."""
         process = self._process
-        if process is None:
-            return False
-        now = time.monotonic()
-        if now < self._alive_until:
-            return True
-        if process.poll() is not None:
-            return False
-        self._alive_until = now + ALIVE_CHECK_SECONDS
-        return True
+        return process is not None and process.poll() is None
 
     def hold(self, jobs: Sequence[ClaimedJob], seconds: float) -> None:
         self._send({"hold": _claims(jobs), "until": seconds})
