@@ -2,9 +2,14 @@
 by 4 concurrent callers, and through a served cron_tick driving it. Prints jobs/s. Then the
 callers again with the jobs spread over 20 group keys under one limited concurrency key
 (fair claiming and limits in use), and each keyed figure's ratio to its plain one. Last, the
-per-stage profile of the plain 1-caller drain, from worker_pull's Server-Timing header.
+per-stage profiles of the 1-caller drains, plain and keyed, from worker_pull's Server-Timing
+header.
 
-    python bench/drain.py [--jobs 20000] [--groups 20]
+Each round drains plain then keyed back to back, so every keyed figure has a plain one measured
+seconds apart; the rates printed are medians over the rounds and each ratio is the median of the
+rounds' own ratios (on a shared machine one drain can move 15% from the next).
+
+    python bench/drain.py [--jobs 20000] [--groups 20] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from _common import count_done, enqueue_noops, machine, scratch_database, timed
+from _common import count_done, enqueue_noops, machine, median, scratch_database, timed
 from jobqueue.tools.serving import serve_pipeline
 
 SECRET = "bench-worker-secret"
@@ -42,9 +47,9 @@ class Profile:
             if name and duration:
                 self.stages[name] = self.stages.get(name, 0.0) + float(duration)
 
-    def print(self) -> None:
+    def print(self, title: str) -> None:
         per_call = self.jobs / max(self.calls, 1)
-        print(f"per worker_pull call of {per_call:.0f} jobs (1 caller), in ms:")
+        print(f"per worker_pull call of {per_call:.0f} jobs ({title}, 1 caller), in ms:")
         stages = dict(self.stages)
         # "check" (is the output storable?) is timed inside each job's duration: show apart.
         if "handlers" in stages and "check" in stages:
@@ -88,42 +93,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--groups", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     n = args.jobs
     print(machine())
-    results = {}
-    profile = Profile()
+    rates: dict[tuple[bool, int], list[float]] = {}
+    profiles = {False: Profile(), True: Profile()}
     with (
         scratch_database() as dsn,
         tempfile.TemporaryDirectory() as logs,
         serve_pipeline(dsn, SECRET, SECRET, Path(logs)) as (worker, cron),
     ):
-        for keyed in (False, True):
+        for round in range(args.rounds):
             for callers in (1, 4):
-                groups = args.groups if keyed else 0
-                enqueue_noops(dsn, n, groups=groups)
-                drain_with_callers(worker.url, callers, 100)  # warm: learns job durations
-                enqueue_noops(dsn, n, groups=groups)
-                watch = profile if (keyed, callers) == (False, 1) else None
-                seconds = timed(
-                    lambda c=callers, w=watch: drain_with_callers(worker.url, c, 100, w)
-                )
-                assert count_done(dsn) == n
-                results[(keyed, callers)] = n / seconds
+                for keyed in (False, True):
+                    groups = args.groups if keyed else 0
+                    if round == 0:  # warm: the instance learns job durations, plans are made
+                        enqueue_noops(dsn, n, groups=groups)
+                        drain_with_callers(worker.url, callers, 100)
+                    enqueue_noops(dsn, n, groups=groups)
+                    watch = profiles[keyed] if callers == 1 else None
+                    seconds = timed(
+                        lambda c=callers, w=watch: drain_with_callers(worker.url, c, 100, w)
+                    )
+                    assert count_done(dsn) == n
+                    rates.setdefault((keyed, callers), []).append(n / seconds)
         enqueue_noops(dsn, n)
         seconds = timed(lambda: drain_with_cron(cron.url))
         assert count_done(dsn) == n
         cron_rate = n / seconds
-    for (keyed, callers), rate in results.items():
+    results = {key: median(values) for key, values in rates.items()}
+    for (keyed, callers), rate in sorted(results.items()):
         keys = f", {args.groups} groups + limit" if keyed else ""
         label = f"worker_pull, {callers} caller{'s' if callers > 1 else ''}{keys}"
         print(f"{label:45s} {rate:10,.0f} jobs/s")
     print(f"{'cron_tick (concurrency 4, max_jobs 100)':45s} {cron_rate:10,.0f} jobs/s")
     print(f"{'ratio 4 callers / 1 caller':45s} {results[(False, 4)] / results[(False, 1)]:10.2f}")
     for callers in (1, 4):
-        ratio = results[(True, callers)] / results[(False, callers)]
-        print(f"{f'ratio keyed / plain, {callers} caller(s)':45s} {ratio:10.2f}")
-    profile.print()
+        plain, keyed = rates[(False, callers)], rates[(True, callers)]
+        paired = [k / p for p, k in zip(plain, keyed, strict=True)]
+        spread = ", ".join(f"{r:.2f}" for r in paired)
+        label = f"ratio keyed / plain, {callers} caller(s)"
+        print(f"{label:45s} {median(paired):10.2f}  (rounds: {spread})")
+    profiles[False].print("plain")
+    profiles[True].print(f"{args.groups} groups + limit")
 
 
 if __name__ == "__main__":

@@ -85,68 +85,66 @@ begin
   blocked as (
     select k.key from capacity k where k.capacity = 0
   ),
-  read as (
-    select c.*,
-           count(*) over (partition by l.g, l.k) as lane_read,
-           row_number() over (partition by l.g, l.k
-                              order by c.priority desc, c.run_at desc, c.id desc) as from_end
+  -- The lanes to read (a blocked key's are skipped unread), each with its group's last turn.
+  lanes as (
+    select l.g, l.k, t.served_at
     from unnest(p_lane_groups, p_lane_keys) l(g, k)
-    cross join lateral (
-      select c.id, c.priority, c.run_at, c.concurrency_key, l.g as group_key
-      from public.jobs c
-      where c.status = 'queued'
-        and coalesce(c.group_key, '') = l.g and coalesce(c.concurrency_key, '') = l.k
-        and c.run_at <= now()
-        and (p_types is null or c.type = any (p_types))
-        -- The '' lane also holds the jobs with no key, so it is read whatever '' may be.
-        and (c.concurrency_key is null
-             or not exists (select from blocked b where b.key = c.concurrency_key))
-      order by c.priority, c.run_at, c.id
-      limit p_per_lane
-    ) c
+    left join public.job_group_turns t on t.group_key = l.g
     where l.k = '' or not exists (select from blocked b where b.key = l.k)
+  ),
+  read as (
+    select c.*, l.g as group_key, l.served_at
+    from lanes l
+    cross join lateral (
+      -- pos: the job's place in its lane's claim order (the index's order: no sort).
+      select c.*, row_number() over (order by c.priority, c.run_at, c.id) as pos
+      from (
+        select c.id, c.priority, c.run_at, c.concurrency_key
+        from public.jobs c
+        where c.status = 'queued'
+          and coalesce(c.group_key, '') = l.g and coalesce(c.concurrency_key, '') = l.k
+          and c.run_at <= now()
+          and (p_types is null or c.type = any (p_types))
+          -- The '' lane also holds the jobs with no key, so it is read whatever '' may be.
+          and (c.concurrency_key is null
+               or not exists (select from blocked b where b.key = c.concurrency_key))
+        order by c.priority, c.run_at, c.id
+        limit p_per_lane
+      ) c
+    ) c
   ),
   -- A group is known in claim order only up to the first job at which one of its lanes' reads
   -- was cut short: a lane's unread jobs come after its last read one.
   cut as (
     select distinct on (r.group_key) r.group_key, r.priority, r.run_at, r.id
     from read r
-    where r.lane_read >= p_per_lane and r.from_end = 1
+    where r.pos = p_per_lane
     order by r.group_key, r.priority, r.run_at, r.id
-  ),
-  runnable as (
-    select r.* from read r
-    where not exists (select from cut c
-                      where c.group_key = r.group_key
-                        and (r.priority, r.run_at, r.id) > (c.priority, c.run_at, c.id))
   ),
   turns as (
     select r.*,
            row_number() over (partition by r.group_key, r.priority
                               order by r.run_at, r.id) as turn
-    from runnable r
+    from read r
+    where not exists (select from cut c
+                      where c.group_key = r.group_key
+                        and (r.priority, r.run_at, r.id) > (c.priority, c.run_at, c.id))
   ),
   ordered as (
-    select r.id, r.priority, r.turn, r.concurrency_key, r.group_key,
-           t.served_at is null as first_turn,
-           row_number() over (order by r.priority, r.turn, t.served_at nulls first,
+    select r.*,
+           row_number() over (order by r.priority, r.turn, r.served_at nulls first,
                                        r.run_at, r.id) as place
     from turns r
-    left join public.job_group_turns t on t.group_key = r.group_key
-  ),
-  ranked as (
-    select o.*, row_number() over (partition by o.concurrency_key order by o.place) as key_rank
-    from ordered o
   ),
   allowed as (
-    select r.id, r.priority, r.turn, r.place, r.group_key, r.first_turn from ranked r
-    left join capacity k on k.key = r.concurrency_key
-    where k.key is null or r.key_rank <= k.capacity
-    order by r.place
+    select o.id, o.priority, o.turn, o.place, o.group_key, o.served_at is null as first_turn
+    from (select o.*,
+                 row_number() over (partition by o.concurrency_key order by o.place) as key_rank
+          from ordered o) o
+    left join capacity k on k.key = o.concurrency_key
+    where k.key is null or o.key_rank <= k.capacity
+    order by o.place
     limit p_limit
-  ),
-  cut_turns as (
-    select t.priority, t.turn from turns t join cut c on c.id = t.id
   ),
   last_taken as (
     select a.priority, a.turn from allowed a order by a.place desc limit 1
@@ -156,8 +154,8 @@ begin
     p_per_lane >= p_limit
       or not exists (select from cut)
       or ((select count(*) from allowed) >= p_limit
-          and not exists (select from cut_turns c, last_taken l
-                          where (l.priority, l.turn) > (c.priority, c.turn))),
+          and not exists (select from turns t join cut c on c.id = t.id, last_taken l
+                          where (l.priority, l.turn) > (t.priority, t.turn))),
     (select count(distinct a.group_key) from allowed a)
       < (select count(distinct g) from unnest(p_lane_groups) g)
       or exists (select from allowed a where a.first_turn);
