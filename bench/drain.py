@@ -104,11 +104,11 @@ def main() -> None:
         tempfile.TemporaryDirectory() as logs,
         serve_pipeline(dsn, SECRET, SECRET, Path(logs)) as (worker, cron),
     ):
-        for round in range(args.rounds):
+        for run in range(args.rounds):
             for callers in (1, 4):
                 for keyed in (False, True):
                     groups = args.groups if keyed else 0
-                    if round == 0:  # warm: the instance learns job durations, plans are made
+                    if run == 0:  # warm: the instance learns job durations, plans are made
                         enqueue_noops(dsn, n, groups=groups)
                         drain_with_callers(worker.url, callers, 100)
                     enqueue_noops(dsn, n, groups=groups)

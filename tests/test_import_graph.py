@@ -6,6 +6,8 @@ two modules import each other, directly or round a circle."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from jobqueue.tools.serving import ROOT
@@ -117,9 +119,6 @@ def test_a_new_worker_pull_loads_a_handlers_libraries_only_for_its_jobs() -> Non
     """A fresh instance's health check (which registers every handler) loads neither httpx nor
     charset-normalizer with a direct database: the ingest handler imports them when a file
     needs them (cold start, issue 21)."""
-    import subprocess
-    import sys
-
     probe = (
         "import sys, main\n"
         "answer = main.app.endpoint.health()\n"
