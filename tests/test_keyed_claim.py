@@ -7,9 +7,11 @@ on real PostgreSQL, and on the cases that force the fallback."""
 from __future__ import annotations
 
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.support import pg
 from tests.support.queue import Conn, claim, insert_job, job
 
 
@@ -159,3 +161,28 @@ def test_a_blocked_keys_backlog_is_not_read(conn: Conn) -> None:
         read = heap_rows_read(conn) - before
     assert taken == free
     assert read < 200, f"the claim read {read} rows of jobs"
+
+
+def test_a_claim_made_while_another_is_uncommitted_takes_the_next_jobs(db: str, conn: Conn) -> None:
+    """Group keys and no limited key: the second claim waits for the first to commit, then
+    takes the next jobs. It used to find the same candidates, skip them all (locked) and take
+    nothing, and its worker reported the queue empty with 990 jobs waiting."""
+    conn.execute(
+        "insert into jobs (type, group_key)"
+        " select 'echo', 'g' || (n % 5) from generate_series(1, 1000) n"
+    )
+    second_took: list[int] = []
+    with pg.connect(db) as first, pg.connect(db) as second:
+        with first.transaction():
+            first_took = [c["id"] for c in claim(first, worker="first", limit=10)]
+            waiting = threading.Thread(
+                target=lambda: second_took.extend(
+                    c["id"] for c in claim(second, worker="second", limit=10)
+                )
+            )
+            waiting.start()
+            waiting.join(0.5)
+            assert waiting.is_alive(), "the second claim waits for the first one's commit"
+        waiting.join(10)
+    assert len(first_took) == 10 and len(second_took) == 10
+    assert not set(first_took) & set(second_took)

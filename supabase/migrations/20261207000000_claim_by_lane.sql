@@ -227,12 +227,12 @@ begin
       for update skip locked
     ) into v_ids;
   else
-    -- Claims of limited keys are serialised on those keys' rows, so two claims can never
-    -- both take a key's last free slot.
-    perform 1 from public.rate_limits r
-    where r.max_running is not null
-    order by r.key
-    for update;
+    -- Keyed claims take turns, each seeing the last one's jobs as running: two claims can
+    -- never both take a key's last free slot, nor (group keys alone) find the same candidates,
+    -- where the second used to skip them all, locked, and come back empty with jobs waiting.
+    -- An advisory lock, not the limited keys' rate_limits rows, which acquire_rate locks too:
+    -- a handler's acquire no longer waits for a claim.
+    perform pg_advisory_xact_lock(hashtextextended('jobqueue: keyed claims', 0));
 
     select l.groups, l.keys into v_lane_groups, v_lane_keys from public.queued_lanes() l;
     -- Every group with a queued job, the null one included (as '').
