@@ -200,7 +200,7 @@ as $$
 declare
   v_limit integer := greatest(coalesce(p_limit, 1), 0);
   v_ids bigint[];
-  v_locked bigint[];
+  v_claimed integer;
   v_keyed boolean;
   v_lane_groups text[];
   v_lane_keys text[];
@@ -245,27 +245,10 @@ begin
       exit when v_exact;
       v_per_lane := v_limit;
     end loop;
-
-    select array(
-      select j.id from public.jobs j
-      where j.id = any (v_ids) and j.status = 'queued'
-      for update skip locked
-    ) into v_locked;
-
-    -- Turns rotate across claims: the groups served now go after the others next time. When
-    -- this claim served every queued group and each has a turn recorded, none goes after
-    -- another (their last order stands), and nothing is written; a group never served before
-    -- (no row) still goes first next time, so it gets its row. The candidates say which; a
-    -- candidate another claim locked meanwhile may have left its group unserved.
-    v_write_turns := v_write_turns or cardinality(v_locked) < cardinality(v_ids);
-    v_ids := v_locked;
-    if v_write_turns then
-      insert into public.job_group_turns as t (group_key, served_at)
-      select g.key, clock_timestamp()
-      from (select distinct coalesce(j.group_key, '') as key
-            from public.jobs j where j.id = any (v_ids)) g
-      on conflict (group_key) do update set served_at = excluded.served_at;
-    end if;
+    -- The candidates are not locked ahead of the update: keyed claims take turns, so no other
+    -- claim chases them, and one that someone else took meanwhile (a plain claim that began
+    -- before the first keyed job was queued, an operator's cancel) fails the update's status
+    -- check once that transaction ends, and is left out.
   end if;
 
   return query
@@ -275,18 +258,33 @@ begin
         attempts = j.attempts + 1,
         locked_by = p_worker,
         lease_expires_at = now() + make_interval(secs => greatest(p_lease_seconds, 1)),
-        -- With keys, the moment the claim really took the job (after its wait for the keys'
-        -- rows), not the transaction's start: attempt times are what max_running is checked
+        -- With keys, the moment the claim really took the job (after its wait for its
+        -- turn), not the transaction's start: attempt times are what max_running is checked
         -- against. Without, the statement's time, shared by the whole batch.
         started_at = case when v_keyed then clock_timestamp() else now() end,
         updated_at = now()
-    where j.id = any (v_ids)
+    where j.id = any (v_ids) and j.status = 'queued'
     returning j.id, j.type, j.input, j.attempts, j.max_attempts, j.lease_expires_at,
               j.priority, j.run_at, j.group_key
   )
   select c.id, c.type, c.input, c.attempts, c.max_attempts, c.lease_expires_at
   from claimed c
   order by c.priority, c.run_at, c.id;
+  get diagnostics v_claimed = row_count;
+
+  -- Turns rotate across claims: the groups served now go after the others next time. When
+  -- this claim served every queued group and each has a turn recorded, none goes after another
+  -- (their last order stands), and nothing is written; a group never served before (no row)
+  -- still goes first next time, so it gets its row. The candidates say which; a candidate
+  -- left out above may have left its group unserved.
+  if v_keyed and (v_write_turns or v_claimed < cardinality(v_ids)) then
+    insert into public.job_group_turns as t (group_key, served_at)
+    select g.key, clock_timestamp()
+    from (select distinct coalesce(j.group_key, '') as key
+          from public.jobs j
+          where j.id = any (v_ids) and j.status = 'running' and j.locked_by = p_worker) g
+    on conflict (group_key) do update set served_at = excluded.served_at;
+  end if;
 end
 $$;
 
