@@ -61,7 +61,8 @@ end
 $$;
 
 -- The jobs a keyed claim of p_limit takes (in claim order, not yet locked), reading the first
--- p_per_lane runnable jobs of each lane whose key is not blocked; "exact" is true when reading
+-- p_per_lane runnable jobs of each lane whose key is not blocked (null: enough for rounds across
+-- every group, with one to spare); "exact" is true when reading
 -- more of any lane could not change them (see 20261206000100), and "new_turns" when taking them
 -- changes the groups' turns: a queued group is left unserved, or a group served has no turn yet.
 create or replace function public.claim_candidates(
@@ -77,6 +78,10 @@ stable
 security definer
 set search_path = ''
 as $$
+declare
+  -- Every group with a queued job, the null one included (as '').
+  v_groups integer := (select count(distinct g) from unnest(p_lane_groups) g);
+  v_per_lane integer := coalesce(p_per_lane, least(p_limit, p_limit / greatest(v_groups, 1) + 1));
 begin
   return query
   with capacity as (
@@ -109,7 +114,7 @@ begin
           and (c.concurrency_key is null
                or not exists (select from blocked b where b.key = c.concurrency_key))
         order by c.priority, c.run_at, c.id
-        limit p_per_lane
+        limit v_per_lane
       ) c
     ) c
   ),
@@ -118,7 +123,7 @@ begin
   cut as (
     select distinct on (r.group_key) r.group_key, r.priority, r.run_at, r.id
     from read r
-    where r.pos = p_per_lane
+    where r.pos = v_per_lane
     order by r.group_key, r.priority, r.run_at, r.id
   ),
   turns as (
@@ -151,13 +156,13 @@ begin
   )
   select
     array(select a.id from allowed a order by a.place),
-    p_per_lane >= p_limit
+    v_per_lane >= p_limit
       or not exists (select from cut)
       or ((select count(*) from allowed) >= p_limit
           and not exists (select from turns t join cut c on c.id = t.id, last_taken l
                           where (l.priority, l.turn) > (t.priority, t.turn))),
     (select count(distinct a.group_key) from allowed a)
-      < (select count(distinct g) from unnest(p_lane_groups) g)
+      < v_groups
       or exists (select from allowed a where a.first_turn);
 end
 $$;
@@ -204,7 +209,6 @@ declare
   v_keyed boolean;
   v_lane_groups text[];
   v_lane_keys text[];
-  v_groups integer;
   v_per_lane integer;
   v_exact boolean;
   v_write_turns boolean;
@@ -235,10 +239,8 @@ begin
     perform pg_advisory_xact_lock(hashtextextended('jobqueue: keyed claims', 0));
 
     select l.groups, l.keys into v_lane_groups, v_lane_keys from public.queued_lanes() l;
-    -- Every group with a queued job, the null one included (as '').
-    v_groups := (select count(distinct g) from unnest(v_lane_groups) g);
-    -- Enough for rounds across every group, with one to spare.
-    v_per_lane := least(v_limit, v_limit / greatest(v_groups, 1) + 1);
+    -- First a read of enough for rounds across the groups (v_per_lane null), then the full
+    -- read when that could change the answer.
     loop
       select c.ids, c.exact, c.new_turns into v_ids, v_exact, v_write_turns
       from public.claim_candidates(v_lane_groups, v_lane_keys, v_per_lane, v_limit, p_types) c;
